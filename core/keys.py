@@ -1,0 +1,95 @@
+"""Deterministic, content-addressed storage keys. Same input, same key: every write is safe to repeat.
+
+Layout of a store:
+  raw/<id>.eml                 the raw RFC 5322 bytes exactly as received (immutable; its creation triggers parsing)
+  raw/<id>.envelope.json       the SMTP envelope, written before the .eml
+  parsed/<id>.json             the canonical parsed JSON
+  att/<id>/<n>-<safe-name>     decoded attachment bytes
+  quarantine/<id>.json         permanent failures, with the reason
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.model import Envelope
+
+RAW_PREFIX = "raw/"
+PARSED_PREFIX = "parsed/"
+ATTACHMENT_PREFIX = "att/"
+QUARANTINE_PREFIX = "quarantine/"
+RAW_SUFFIX = ".eml"
+ENVELOPE_SUFFIX = ".envelope.json"
+
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_NAME = 100
+
+
+def message_id(raw: bytes, envelope: Envelope | None) -> str:
+    """Stable id of a delivery: the hash of the raw bytes and the envelope's identity.
+
+    A sender's retry (same bytes, same MAIL FROM and RCPT TOs) gets the same id and is stored once; two deliveries
+    of identical bytes to different envelopes get different ids, so both envelopes are kept. Time, client IP and
+    HELO are not part of the identity (a retry may come from another host of the same MTA).
+    """
+    h = hashlib.sha256()
+    if envelope is not None:
+        ident = json.dumps([envelope.mail_from.lower(), sorted(r.lower() for r in envelope.rcpt_to)])
+        h.update(b"envelope\0" + ident.encode() + b"\0")
+    h.update(raw)
+    return h.hexdigest()[:32]
+
+
+def is_message_id(value: str) -> bool:
+    return bool(_ID_RE.match(value))
+
+
+def raw_key(mid: str) -> str:
+    return f"{RAW_PREFIX}{mid}{RAW_SUFFIX}"
+
+
+def envelope_key(mid: str) -> str:
+    return f"{RAW_PREFIX}{mid}{ENVELOPE_SUFFIX}"
+
+
+def parsed_key(mid: str) -> str:
+    return f"{PARSED_PREFIX}{mid}.json"
+
+
+def quarantine_key(mid: str) -> str:
+    return f"{QUARANTINE_PREFIX}{mid}.json"
+
+
+def id_from_raw_key(key: str) -> str | None:
+    """The message id of a ``raw/<id>.eml`` key, or None for any other key."""
+    if key.startswith(RAW_PREFIX) and key.endswith(RAW_SUFFIX):
+        mid = key[len(RAW_PREFIX) : -len(RAW_SUFFIX)]
+        return mid if is_message_id(mid) else None
+    return None
+
+
+def safe_name(filename: str | None, fallback: str) -> str:
+    """A filename reduced to a safe key segment: ASCII ``[A-Za-z0-9._-]``, no leading dots, at most 100 chars.
+
+    Attachment filenames are data, never paths: ``../../x``, ``/etc/passwd``, NUL, CR/LF and huge names all map to a
+    harmless single segment.
+    """
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    name = _UNSAFE.sub("_", name).strip("._-")
+    if len(name) > MAX_NAME:
+        stem, dot, ext = name.rpartition(".")
+        ext = ext[:16] if dot and len(ext) <= 16 else ""
+        name = name[: MAX_NAME - len(ext) - 1].rstrip("._-") + ("." + ext if ext else "")
+    return name or fallback
+
+
+def attachment_key(mid: str, index: int, filename: str | None) -> str:
+    """Key of the ``index``-th attachment (0-based, document order incl. nested messages) of message ``mid``."""
+    return f"{ATTACHMENT_PREFIX}{mid}/{index}-{safe_name(filename, f'part-{index}.bin')}"

@@ -1,0 +1,103 @@
+"""One frozen Settings object, built once at start-up. The only module that names MAILPIPE_* variables.
+
+Precedence: an explicit argument (CLI flag, constructor keyword) beats the environment, which beats the default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from core.errors import ConfigError
+from core.model import Limits
+
+ENV_PREFIX = "MAILPIPE_"
+
+# env name -> (field, type). Limits fields are read with the same prefix (MAILPIPE_MAX_PARTS, ...).
+_ENV: dict[str, tuple[str, type]] = {
+    "MAILPIPE_STORE": ("store_url", str),
+    "MAILPIPE_QUEUE": ("queue_url", str),
+    "MAILPIPE_LISTEN": ("listen", str),
+    "MAILPIPE_DOMAINS": ("domains", tuple),
+    "MAILPIPE_MAX_RECIPIENTS": ("max_recipients", int),
+    "MAILPIPE_MAX_CONNECTIONS": ("max_connections", int),
+    "MAILPIPE_MAX_LINE_LENGTH": ("max_line_length", int),
+    "MAILPIPE_IDLE_TIMEOUT": ("idle_timeout", float),
+    "MAILPIPE_SESSION_TIMEOUT": ("session_timeout", float),
+    "MAILPIPE_TLS_CERT": ("tls_cert", str),
+    "MAILPIPE_TLS_KEY": ("tls_key", str),
+    "MAILPIPE_HOSTNAME": ("hostname", str),
+    "MAILPIPE_FSYNC": ("fsync", bool),
+    "MAILPIPE_LOG_LEVEL": ("log_level", str),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Runtime configuration. Validated on construction; raises ConfigError."""
+
+    store_url: str = "file://./var/mail"
+    queue_url: str = "file://./var/queue"
+    listen: str = "127.0.0.1:2525"
+    domains: tuple[str, ...] = ()  # empty: local mode, accept any recipient domain
+    max_recipients: int = 100
+    max_connections: int = 200
+    max_line_length: int = 4096  # RFC 5321 says 1000; real mail is sloppier, so we allow more
+    idle_timeout: float = 300.0  # RFC 5321 4.5.3.2: server timeout >= 5 minutes
+    session_timeout: float = 1800.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    hostname: str = "mailpipe.local"
+    fsync: bool = True
+    log_level: str = "INFO"
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        for f in ("max_recipients", "max_connections", "max_line_length"):
+            if getattr(self, f) < 1:
+                raise ConfigError(f"{f} must be >= 1")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key go together")
+        if ":" not in self.listen:
+            raise ConfigError(f"listen must be HOST:PORT, got {self.listen!r}")
+        object.__setattr__(self, "domains", tuple(d.lower().strip(".") for d in self.domains if d))
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.limits.max_message_bytes
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read MAILPIPE_* once; keyword overrides (None means 'not given') win. Raises ConfigError."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, (attr, typ) in _ENV.items():
+            if name in env and env[name] != "":
+                values[attr] = _convert(name, env[name], typ)
+        limits: dict[str, Any] = {}
+        for f in fields(Limits):
+            name = ENV_PREFIX + f.name.upper()
+            if name in env and env[name] != "":
+                limits[f.name] = _convert(name, env[name], int)
+        lim_over = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(Limits)}}
+        limits.update({k: v for k, v in lim_over.items() if v is not None})
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values, limits=replace(Limits(), **limits))
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from exc
+
+
+def _convert(name: str, raw: str, typ: type) -> Any:
+    try:
+        if typ is bool:
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return raw.lower() in {"1", "true", "yes", "on"}
+        if typ is tuple:
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        return typ(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: cannot read {raw!r} as {typ.__name__}") from exc

@@ -1,0 +1,82 @@
+"""The ``mailpipe`` command line: ``parse`` one or more messages, ``serve`` the local pipeline.
+
+Exit codes: 0 success; 1 an input could not be read; 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _parse_cmd(args: argparse.Namespace) -> int:
+    from core.mime import parse
+    from core.model import dumps
+    from core.settings import Settings
+
+    limits = Settings.from_env().limits
+    status = 0
+    out = sys.stdout.buffer
+    for path in args.files:
+        try:
+            raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+        except OSError as exc:
+            print(f"mailpipe parse: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            status = 1
+            continue
+        result = parse(raw, limits=limits)
+        out.write(dumps(result.message.to_dict()) + b"\n")
+        out.flush()
+    return status
+
+
+def _serve_cmd(args: argparse.Namespace) -> int:
+    from core.settings import Settings
+    from handlers.local import serve
+
+    settings = Settings.from_env(
+        listen=args.listen,
+        store_url=args.store,
+        queue_url=args.queue,
+        domains=tuple(d for d in (args.domains or "").split(",") if d) or None,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        max_message_bytes=args.max_message_bytes,
+        max_recipients=args.max_recipients,
+    )
+    return serve(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mailpipe", description="Inbound mail pipeline")
+    sub = p.add_subparsers(dest="command", required=True)
+    pp = sub.add_parser("parse", help="print the canonical JSON of each message, one line per file")
+    pp.add_argument("files", nargs="+", metavar="FILE", help="RFC 5322 message files ('-' for stdin)")
+    pp.set_defaults(func=_parse_cmd)
+    sp = sub.add_parser("serve", help="run the SMTP edge ingester and the parsing worker")
+    sp.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:2525)")
+    sp.add_argument("--store", help="store URL (default file://./var/mail)")
+    sp.add_argument("--queue", help="queue URL (default file://./var/queue)")
+    sp.add_argument("--domains", help="comma-separated recipient domains to accept (default: any, local mode)")
+    sp.add_argument("--tls-cert", help="PEM certificate for STARTTLS")
+    sp.add_argument("--tls-key", help="PEM private key for STARTTLS")
+    sp.add_argument("--max-message-bytes", type=int, help="SIZE limit (default 50 MiB)")
+    sp.add_argument("--max-recipients", type=int, help="recipients per message (default 100)")
+    sp.set_defaults(func=_serve_cmd)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from core.errors import ConfigError
+
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"mailpipe: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Adapters, chosen by URL scheme and imported lazily (the fsspec registry pattern).
+
+Stores:   file://DIR  memory://NAME  s3://BUCKET[/PREFIX]  gs://BUCKET[/PREFIX]  azblob://ACCOUNT/CONTAINER[/PREFIX]
+Queues:   file://DIR  memory://NAME  sqs://QUEUE-NAME (or the queue's https URL)  pubsub://PROJECT/TOPIC
+          azqueue://ACCOUNT/QUEUE
+
+Every adapter class has ``from_url(url, settings)``; the AWS function never imports the Azure SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.ports import ObjectStore, Publisher
+    from core.settings import Settings
+
+# scheme -> ("module:Class", install hint)
+STORES: dict[str, tuple[str, str]] = {
+    "file": ("providers.local.store:FolderStore", ""),
+    "memory": ("providers.local.store:MemoryStore", ""),
+    "s3": ("providers.aws.clients:S3Store", "pip install 'mailpipe[aws]'"),
+    "gs": ("providers.gcp.clients:GcsStore", "pip install 'mailpipe[gcp]'"),
+    "azblob": ("providers.azure.clients:BlobStore", "pip install 'mailpipe[azure]'"),
+}
+QUEUES: dict[str, tuple[str, str]] = {
+    "file": ("providers.local.queue:FolderQueue", ""),
+    "memory": ("providers.local.queue:MemoryQueue", ""),
+    "sqs": ("providers.aws.clients:SqsPublisher", "pip install 'mailpipe[aws]'"),
+    "https": ("providers.aws.clients:SqsPublisher", "pip install 'mailpipe[aws]'"),
+    "pubsub": ("providers.gcp.clients:PubSubPublisher", "pip install 'mailpipe[gcp]'"),
+    "azqueue": ("providers.azure.clients:QueuePublisher", "pip install 'mailpipe[azure]'"),
+}
+
+
+def _load(table: dict[str, tuple[str, str]], url: str, kind: str) -> Any:
+    scheme = urlsplit(url).scheme or "file"
+    if scheme not in table:
+        raise ConfigError(f"unknown {kind} URL scheme {scheme!r} in {url!r}; known: {', '.join(sorted(table))}")
+    target, hint = table[scheme]
+    module, _, cls = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        raise ConfigError(f"{kind} {scheme}:// needs an extra: {hint} ({exc})") from exc
+
+
+def open_store(url: str, settings: Settings | None = None) -> ObjectStore:
+    """Build the store for ``url``. Raises ConfigError for an unknown scheme or a missing extra."""
+    return _load(STORES, url, "store").from_url(url, settings)  # type: ignore[no-any-return]
+
+
+def open_publisher(url: str, settings: Settings | None = None) -> Publisher:
+    """Build the publisher for ``url``. Raises ConfigError for an unknown scheme or a missing extra."""
+    return _load(QUEUES, url, "queue").from_url(url, settings)  # type: ignore[no-any-return]
