@@ -1,0 +1,132 @@
+"""Local stores: ``FolderStore`` (file://DIR, the embedded default) and ``MemoryStore`` (memory://NAME).
+
+Both raise the object-created event themselves for ``.eml`` keys (the stand-in for a bucket notification):
+``add_listener(callback)`` registers a callable that gets the key after the object is durably visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
+from providers.local.base import TMP_PREFIX, Notifier, check_key
+from providers.local.memory import MemoryStore
+
+__all__ = ["FolderStore", "MemoryStore", "check_key"]
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from core.settings import Settings
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FolderStore(Notifier):
+    """Objects as files under ``root``. Writes: temp file, fsync, rename/link, fsync of the directory."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        super().__init__()
+        self.root = Path(root).absolute()
+        self.fsync = fsync
+        self._dirs: set[Path] = set()
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> FolderStore:
+        """``file://./rel/dir`` (relative to cwd) or ``file:///abs/dir``."""
+        parts = urlsplit(url)
+        return cls(parts.netloc + parts.path, fsync=settings.fsync if settings else True)
+
+    def _path(self, key: str) -> Path:
+        path = self.root.joinpath(*check_key(key))
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise InvalidKey(f"key escapes the store: {key!r}")
+        return path
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError as exc:
+            raise BackendUnavailable(f"read {key}: {errno.errorcode.get(exc.errno or 0, exc)}") from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self._path(key).is_file()
+        except OSError as exc:
+            raise BackendUnavailable(f"stat {key}: {exc.strerror}") from exc
+
+    def put(self, key: str, data: bytes, *, content_type: str = "", if_absent: bool = False) -> bool:
+        path = self._path(key)
+        if if_absent and path.exists():
+            return False
+        tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{uuid.uuid4().hex}")
+        try:
+            self._mkdirs(path.parent)
+            written = self._write(tmp, path, data, if_absent)
+        except OSError as exc:
+            raise BackendUnavailable(f"write {key}: {errno.errorcode.get(exc.errno or 0, exc)}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        if written:
+            self.notify_created(key)
+        return written
+
+    def _write(self, tmp: Path, path: Path, data: bytes, if_absent: bool) -> bool:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with memoryview(data) as view:
+                done = 0
+                while done < len(view):
+                    done += os.write(fd, view[done:])
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if if_absent:
+            try:  # link() is an atomic create-if-absent: two racing writers cannot both win
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        else:
+            tmp.replace(path)
+        if self.fsync:
+            _fsync_dir(path.parent)
+        return True
+
+    def _mkdirs(self, directory: Path) -> None:
+        if directory in self._dirs:
+            return
+        missing = [d for d in (directory, *directory.parents) if not d.is_dir()]
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.fsync:  # a new directory entry is durable only once its parent is synced
+            for d in missing:
+                _fsync_dir(d.parent)
+        self._dirs.add(directory)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        base = self.root.joinpath(*prefix.rpartition("/")[0].split("/")) if "/" in prefix else self.root
+        try:
+            for dirpath, _dirs, files in os.walk(base):
+                rel = Path(dirpath).relative_to(self.root).as_posix()
+                for name in files:
+                    key = name if rel == "." else f"{rel}/{name}"
+                    if key.startswith(prefix) and not name.startswith(TMP_PREFIX):
+                        yield key
+        except OSError as exc:
+            raise BackendUnavailable(f"list {prefix}: {exc.strerror}") from exc

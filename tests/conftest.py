@@ -1,0 +1,137 @@
+"""Shared fixtures: environment isolation (autouse), free ports, a `mailpipe serve` subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolate_environ() -> Iterator[None]:
+    """Tests may change os.environ; every test starts from the same environment (functions-framework)."""
+    saved = os.environ.copy()
+    for name in [n for n in os.environ if n.startswith("MAILPIPE_")]:
+        del os.environ[name]
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    return _free_port()
+
+
+@pytest.fixture
+def memory_url() -> str:
+    """A memory:// URL no other test uses."""
+    return f"memory://t-{uuid.uuid4().hex[:12]}"
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    def ready() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                return s.recv(3) == b"220"
+        except OSError:
+            return False
+
+    wait_for(ready, timeout, f"SMTP banner on port {port}")
+
+
+class ServeProcess:
+    """A running ``mailpipe serve`` subprocess with a folder store and folder queue under ``base``."""
+
+    def __init__(self, base: Path, port: int, extra: list[str]) -> None:
+        self.base, self.port, self.extra = base, port, extra
+        self.store_dir, self.queue_dir = base / "mail", base / "queue"
+        self.log_path = base / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServeProcess:
+        args = [
+            sys.executable,
+            "-m",
+            "handlers.cli",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--store",
+            f"file://{self.store_dir}",
+            "--queue",
+            f"file://{self.queue_dir}",
+            *self.extra,
+        ]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=log)
+        log.close()
+        try:
+            wait_port(self.port)
+        except AssertionError:
+            self.stop()
+            raise AssertionError(f"serve did not start: {self.log_path.read_text()[-2000:]}") from None
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.terminate()
+        try:
+            return self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
+    """Factory: ``serve_process("--domains", "example.com")`` starts `mailpipe serve` on a free port."""
+    started: list[ServeProcess] = []
+
+    def start(*extra: str, port: int | None = None) -> ServeProcess:
+        proc = ServeProcess(tmp_path, port or _free_port(), list(extra)).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
