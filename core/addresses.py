@@ -1,0 +1,105 @@
+"""RFC 5322 address lists, leniently: groups flattened, comments as fallback names, RFC 2047 names decoded.
+
+One regex tokenizer pass (linear time, no backtracking) plus a small state machine over the tokens.
+"""
+
+from __future__ import annotations
+
+import re
+
+from core.encodings import decode_words
+from core.model import Address
+
+_TOKEN = re.compile(
+    r"""(?P<q>"(?:[^"\\]|\\.)*"?)|(?P<a><[^<>]*>?)|(?P<c>[()])|(?P<s>[,;:])|(?P<w>[ \t\r\n]+)|(?P<t>[^\s"<>(),;:\\]+|\\.?|>)""",
+    re.S,
+)
+_COMMENT = re.compile(r"\([^()]*\)")
+_UNQUOTE = re.compile(r"\\(.)", re.S)
+MAX_ADDRESSES = 1000
+
+
+class _Box:
+    __slots__ = ("angle", "comment", "words")
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.comment: list[str] = []
+        self.angle: str | None = None
+
+    def build(self) -> Address | None:
+        words = "".join(self.words).strip()
+        comment = " ".join(" ".join(self.comment).split()) or None
+        if self.angle is not None:
+            addr = _clean_addr(self.angle)
+            name = " ".join(words.split()) or comment
+            if not addr and not name:
+                return None
+            return Address(_name(name), addr or None)
+        if not words:
+            return Address(_name(comment), None) if comment else None
+        if "@" in words:
+            return Address(_name(comment), _clean_addr(words))
+        return Address(_name(" ".join(words.split())), None)
+
+
+def _clean_addr(text: str) -> str:
+    if "(" in text:
+        text = _COMMENT.sub("", text)
+    text = "".join(text.split())
+    if text.startswith("@") and ":" in text:  # obsolete source route: <@a,@b:user@host>
+        text = text.rsplit(":", 1)[1]
+    return text
+
+
+def _name(text: str | None) -> str | None:
+    if not text:
+        return None
+    return decode_words(text).strip() or None
+
+
+def parse_addresses(value: str | None) -> list[Address]:
+    """Every mailbox in an address-list header, in order; never raises."""
+    if not value:
+        return []
+    out: list[Address] = []
+    box, depth, seen_quoted = _Box(), 0, False
+    for m in _TOKEN.finditer(value):
+        kind, tok = m.lastgroup, m.group()
+        if depth:
+            depth += 1 if tok == "(" else -1 if tok == ")" else 0
+            if depth:
+                box.comment.append(tok)
+            continue
+        if kind == "c":
+            depth = 1 if tok == "(" else 0
+        elif kind == "s":
+            if tok == ":" and box.angle is None and not seen_quoted and "@" not in "".join(box.words):
+                box = _Box()  # group display name: dropped, members flattened
+                continue
+            if tok == ":":
+                box.words.append(tok)
+                continue
+            _emit(out, box)
+            box, seen_quoted = _Box(), False
+            if len(out) >= MAX_ADDRESSES:
+                break
+        elif kind == "q":
+            seen_quoted = True
+            body = tok[1:-1] if len(tok) > 1 and tok.endswith('"') else tok[1:]
+            box.words.append(_UNQUOTE.sub(r"\1", body))
+        elif kind == "a":
+            box.angle = tok[1:-1] if tok.endswith(">") else tok[1:]
+        elif kind == "w":
+            if box.words:
+                box.words.append(" ")
+        elif box.angle is None:
+            box.words.append(tok)
+    _emit(out, box)
+    return out
+
+
+def _emit(out: list[Address], box: _Box) -> None:
+    addr = box.build()
+    if addr is not None:
+        out.append(addr)

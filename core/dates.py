@@ -1,0 +1,56 @@
+"""RFC 5322 dates, leniently (obsolete zones, 2-digit years, missing seconds or weekday) -> ISO 8601 with offset."""
+
+from __future__ import annotations
+
+import re
+
+_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_ZONES = {"ut": 0, "utc": 0, "gmt": 0, "z": 0, "est": -5, "edt": -4, "cst": -6, "cdt": -5, "mst": -7,
+          "mdt": -6, "pst": -8, "pdt": -7}
+_DATE = re.compile(
+    r"(?:[A-Za-z]+\s*,?\s*)?(\d{1,2})[\s\-/]*([A-Za-z]{3})[A-Za-z]*\.?[\s\-/]*(\d{2,4})\s+"
+    r"(\d{1,2})\s*:\s*(\d{1,2})(?:\s*:\s*(\d{1,2}))?(?:\.\d+)?\s*([+-]\s*\d{1,4}|[A-Za-z]{1,5})?"
+)
+# Also seen in the wild: "Jul 1 2003 10:52:37", month first.
+_DATE_MDY = re.compile(
+    r"(?:[A-Za-z]+\s*,?\s*)?([A-Za-z]{3})[A-Za-z]*\s+(\d{1,2})\s*,?\s+(\d{2,4})\s+"
+    r"(\d{1,2})\s*:\s*(\d{1,2})(?:\s*:\s*(\d{1,2}))?\s*([+-]\s*\d{1,4}|[A-Za-z]{1,5})?"
+)
+
+
+def parse_date(value: str | None) -> str | None:
+    """ISO 8601 ``YYYY-MM-DDTHH:MM:SS+HH:MM``, or None when absent or unparseable. Never raises."""
+    if not value:
+        return None
+    v = value[:200]
+    m = _DATE.search(v)
+    if m is not None:
+        day, mon, year, hh, mm, ss, zone = m.groups()
+    else:
+        m = _DATE_MDY.search(v)
+        if m is None:
+            return None
+        mon, day, year, hh, mm, ss, zone = m.groups()
+    month = _MONTHS.get(mon.lower())
+    y = int(year)
+    y += (2000 if y < 50 else 1900) if len(year) <= 2 else (1900 if len(year) == 3 else 0)
+    d, h, mi, s = int(day), int(hh), int(mm), int(ss or 0)
+    if month is None or not (1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60):
+        return None
+    off = _offset(zone)
+    sign = "-" if off < 0 else "+"
+    return f"{y:04d}-{month:02d}-{d:02d}T{h:02d}:{mi:02d}:{min(s, 59):02d}{sign}{abs(off) // 60:02d}:{abs(off) % 60:02d}"
+
+
+def _offset(zone: str | None) -> int:
+    """Minutes east of UTC; unknown or military zones count as +00:00 (RFC 5322 4.3)."""
+    if not zone:
+        return 0
+    z = zone.replace(" ", "")
+    if z[0] in "+-":
+        digits = z[1:].rjust(4, "0") if len(z) > 3 else z[1:].rjust(2, "0") + "00"
+        hh, mm = int(digits[:2]), int(digits[2:4])
+        if hh > 23 or mm > 59:
+            return 0
+        return (hh * 60 + mm) * (-1 if z[0] == "-" else 1)
+    return _ZONES.get(z.lower(), 0) * 60

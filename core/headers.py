@@ -1,0 +1,117 @@
+"""Header block splitting and structured field values (Content-Type params incl. RFC 2231, msg-ids).
+
+Works on ``str`` values that ``split_fields`` produced from bytes: one regex pass over the whole block.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_to_bytes
+
+from core.charsets import decode, decode_header_bytes
+from core.encodings import decode_words
+
+_FIELD = re.compile(r"([^\s:][^:\n]*?)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)")
+_FOLD = re.compile(r"\r?\n(?=[ \t])|\r(?=\n)")
+_LINE = re.compile(r"[^\n]*(?:\n[ \t][^\n]*)*")
+_PARAM = re.compile(
+    r"""\s*;?\s*([^=;\s"]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))?""", re.S
+)
+_SECTION = re.compile(r"^(.*?)\*(\d+)(\*?)$|^(.*?)(\*)$")
+_MSGID = re.compile(r"<([^<>]*)>")
+_TYPE = re.compile(r"\s*([^/;\s]+)\s*(?:/\s*([^;\s]*))?")
+
+
+def split_fields(block: bytes) -> tuple[list[tuple[str, str]], list[str]]:
+    """Split a header block into (name, raw value) pairs in order, values unfolded and stripped.
+
+    Lines that are not fields (no colon) are reported as problems and skipped. 8-bit bytes are read as UTF-8
+    (RFC 6532), falling back to windows-1252 per field.
+    """
+    problems: list[str] = []
+    try:
+        text = block.decode("utf-8")
+    except UnicodeError:
+        text = None
+    if text is None:
+        fields: list[tuple[str, str]] = []
+        for raw_line in re.finditer(rb"[^\n]*(?:\n[ \t][^\n]*)*", block):
+            line, fallback = decode_header_bytes(raw_line.group())
+            if fallback:
+                problems.append(fallback)
+            fields.extend(_fields_of(line, problems))
+        return fields, problems
+    return _fields_of(text, problems), problems
+
+
+def _fields_of(text: str, problems: list[str]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for m in _LINE.finditer(text):
+        line = m.group()
+        if not line.strip():
+            continue
+        f = _FIELD.match(line)
+        if f is None:
+            problems.append(f"not a header field: {line[:40]!r}")
+            continue
+        out.append((f.group(1), _FOLD.sub("", f.group(2)).strip()))
+    return out
+
+
+def unstructured(value: str, problems: list[str] | None = None) -> str:
+    """An unstructured value (Subject, ...): RFC 2047 decoded; runs of folding whitespace kept as given."""
+    return decode_words(value, problems)
+
+
+def content_type(value: str | None) -> tuple[str, str, dict[str, str]]:
+    """Parse Content-Type-like values. Returns (type, subtype, params) lowercased type/subtype and names;
+    ("", "", {}) when absent or unparseable. Params are RFC 2231 and RFC 2047 decoded."""
+    if not value:
+        return "", "", {}
+    m = _TYPE.match(value)
+    if m is None:
+        return "", "", params(value)
+    ctype = m.group(1).lower().strip("\"'")
+    sub = (m.group(2) or "").lower().strip("\"'")
+    return ctype, sub, params(value[m.end() :])
+
+
+def params(text: str) -> dict[str, str]:
+    """``; name=value`` parameters, RFC 2231 continuations and charsets joined and decoded."""
+    plain: dict[str, str] = {}
+    sections: dict[str, list[tuple[int, str, bool]]] = {}
+    for m in _PARAM.finditer(text):
+        name, val = m.group(1).lower(), (m.group(2) or "").strip()
+        if val.startswith('"'):
+            val = re.sub(r"\\(.)", r"\1", val[1:-1] if val.endswith('"') and len(val) > 1 else val[1:])
+        s = _SECTION.match(name)
+        if s is None:
+            plain.setdefault(name, val)
+        elif s.group(1) is not None:
+            sections.setdefault(s.group(1), []).append((int(s.group(2)[:6]), val, bool(s.group(3))))
+        else:
+            sections.setdefault(s.group(4), []).append((0, val, True))
+        if len(plain) + len(sections) > 64:
+            break
+    for name, parts in sections.items():
+        plain[name] = _join_2231(sorted(parts, key=lambda p: p[0]))
+    return {k: decode_words(v) if "=?" in v else v for k, v in plain.items()}
+
+
+def _join_2231(parts: list[tuple[int, str, bool]]) -> str:
+    charset = ""
+    if parts and parts[0][2] and parts[0][1].count("'") >= 2:
+        charset, _lang, first = parts[0][1].split("'", 2)
+        parts = [(0, first, True), *parts[1:]]
+    raw = b"".join(unquote_to_bytes(v) if enc else v.encode("utf-8") for _, v, enc in parts)
+    return decode(raw, charset or "utf-8")[0]
+
+
+def msg_ids(value: str | None) -> list[str]:
+    """Message ids without angle brackets, in order; bare tokens when no brackets are used."""
+    if not value:
+        return []
+    ids = [i.strip() for i in _MSGID.findall(value)]
+    if not ids:
+        ids = [t.strip("<>") for t in value.replace(",", " ").split()]
+    return [i for i in ids if i]
