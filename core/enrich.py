@@ -1,0 +1,158 @@
+"""Enrichment: small, versioned steps run after parsing; each result lands under ``enrichments.<name>``.
+
+An enricher is any object with ``name``, ``version``, ``wants`` (the parts it reads), ``timeout`` (seconds),
+``max_bytes`` (input budget) and ``run(view, ctx) -> dict``. Built-ins are listed in ``BUILTIN`` and
+imported on first use; third-party ones register under the entry-point group ``mailpipe.enrichers``.
+
+Every result has the same shape::
+
+    {"version": "1", "status": "ok"|"error"|"skipped"|"timeout", "result": {...}|None,
+     "error": str|None, "duration_ms": int}
+
+One failing, slow or crashing enricher never loses the message or the others' results. An engine outage raises
+``TransientError`` (clamd down): ``run_enrichers`` lets it propagate so the platform redelivers the message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
+
+from core.enrich_view import MessageView, build_view
+from core.errors import ConfigError, TransientError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+ENTRY_POINT_GROUP = "mailpipe.enrichers"
+
+# name -> ("module:attr", install hint). ``attr``: an Enricher instance, or a class taking no argument.
+BUILTIN: dict[str, tuple[str, str]] = {
+    "malware": ("enrichers.malware:MalwareEnricher", "pip install 'mailpipe[malware]' and run clamd"),
+    "ocr": (
+        "enrichers.ocr:OcrEnricher",
+        "pip install 'mailpipe[ocr]'; apt install tesseract-ocr poppler-utils",
+    ),
+    "language": ("enrichers.nlp:LanguageEnricher", "pip install 'mailpipe[nlp]'"),
+    "sentiment": ("enrichers.nlp:SentimentEnricher", "pip install 'mailpipe[nlp]'"),
+    "links": ("enrichers.links:LinksEnricher", ""),
+    "auth": ("enrichers.auth:AuthEnricher", "pip install 'mailpipe[auth]'"),
+}
+
+
+class Skip(Exception):
+    """Raised by an enricher that has nothing to do; its message is the result's ``error``."""
+
+
+class Enricher(Protocol):
+    """The contract of one enrichment step."""
+
+    name: str
+    version: str
+    wants: frozenset[str]  # subset of {"text", "html", "headers", "attachments", "raw", "envelope"}
+    timeout: float  # seconds of wall time before the step is recorded as "timeout"
+    max_bytes: int  # input budget: larger inputs are cut or skipped by the step
+
+    def run(self, view: MessageView, ctx: Context) -> dict[str, Any]:
+        """Return the JSON-able result. Raise Skip, TransientError (outage), or anything (error)."""
+        ...
+
+
+@dataclass(slots=True)
+class Context:
+    """Per-run context: the enricher's own config section and the results of the steps before it."""
+
+    config: Mapping[str, Any]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_enricher(name: str) -> Enricher:
+    """The enricher registered under ``name``: built-in first, then entry points. Raises ConfigError."""
+    if name in BUILTIN:
+        target, hint = BUILTIN[name]
+        module, _, attr = target.partition(":")
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            raise ConfigError(f"enricher {name!r} needs an extra: {hint} ({exc})") from exc
+    else:
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not found:
+            raise ConfigError(f"unknown enricher {name!r}; known: {', '.join(sorted(available()))}")
+        obj = found[0].load()
+    return obj() if isinstance(obj, type) or not hasattr(obj, "run") else obj
+
+
+def available() -> list[str]:
+    """Names of every enricher that can be loaded by name (built-in and plug-ins)."""
+    return sorted(set(BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def run_enrichers(
+    document: Mapping[str, Any],
+    payloads: Mapping[str, bytes],
+    raw: bytes,
+    names: Sequence[str],
+    config: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Run the named enrichers in order; return ``{name: result}`` for ``document["enrichments"]``.
+
+    ``config`` maps an enricher name to its own settings (``{"malware": {"clamd": "unix:/run/clamd.sock"}}``).
+    Raises ConfigError for an unknown name and TransientError when an engine is down (retry the message).
+    """
+    config = config or {}
+    enrichers = [load_enricher(n) for n in names]
+    view = build_view(document, payloads, raw)
+    results: dict[str, dict[str, Any]] = {}
+    for enricher in enrichers:
+        ctx = Context(config.get(enricher.name) or {}, results)
+        results[enricher.name] = run_one(enricher, view, ctx)
+    return results
+
+
+def run_one(enricher: Enricher, view: MessageView, ctx: Context) -> dict[str, Any]:
+    """Run one step in a worker thread bounded by its timeout. Raises TransientError only."""
+    timeout = float(ctx.config.get("timeout", enricher.timeout))
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = enricher.run(view, ctx)
+        except BaseException as exc:  # the worker must never die silently; the caller sorts it out
+            box["exc"] = exc
+
+    start = time.monotonic()
+    worker = threading.Thread(target=work, name=f"enrich-{enricher.name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    ms = int((time.monotonic() - start) * 1000)
+    if worker.is_alive():  # a thread cannot be killed: it is abandoned, and heavy engines run as subprocesses
+        return _result(enricher, "timeout", None, f"no result within {timeout:g} s", ms)
+    exc = box.get("exc")
+    if exc is None:
+        return _result(enricher, "ok", box.get("result"), None, ms)
+    if isinstance(exc, TransientError):
+        raise exc
+    if isinstance(exc, Skip):
+        return _result(enricher, "skipped", None, str(exc) or "nothing to do", ms)
+    return _result(enricher, "error", None, f"{type(exc).__name__}: {exc}"[:500], ms)
+
+
+def _result(enricher: Enricher, status: str, result: Any, error: str | None, ms: int) -> dict[str, Any]:
+    return {
+        "version": str(enricher.version),
+        "status": status,
+        "result": result,
+        "error": error,
+        "duration_ms": ms,
+    }
+
+
+def parse_names(spec: str | Sequence[str] | None) -> list[str]:
+    """``"malware, ocr"`` or a list -> ``["malware", "ocr"]`` (order kept, duplicates dropped)."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec or ())
+    return list(dict.fromkeys(s.strip() for s in items if s and s.strip()))

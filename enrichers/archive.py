@@ -1,0 +1,97 @@
+"""Bounded unpacking of zip archives (recursively) for scanners: a zip bomb costs at most the limits.
+
+Limits are checked before any byte is inflated (declared sizes) and again while reading (a lying header cannot
+make a read exceed the per-entry cap).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@dataclass(frozen=True, slots=True)
+class ZipLimits:
+    max_entries: int = 1000  # per archive
+    max_total_bytes: int = 100 * 1024 * 1024  # inflated, all archives of one attachment together
+    max_entry_bytes: int = 25 * 1024 * 1024
+    max_ratio: float = 100.0  # inflated/compressed per entry
+    max_depth: int = 3  # zip inside zip inside zip
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One scannable object: ``path`` like ``invoice.zip/docs/a.exe``; ``problem`` set if not read."""
+
+    path: str
+    data: bytes
+    problem: str | None = None
+
+
+def is_zip(data: bytes) -> bool:
+    return data[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def expand(path: str, data: bytes, limits: ZipLimits = ZipLimits()) -> Iterator[Item]:
+    """Yield ``data`` itself and, if it is a zip, every entry within the limits (depth-first)."""
+    budget = [limits.max_total_bytes]
+    yield from _expand(path, data, limits, 0, budget)
+
+
+def _expand(path: str, data: bytes, limits: ZipLimits, depth: int, budget: list[int]) -> Iterator[Item]:
+    yield Item(path, data)
+    if not is_zip(data):
+        return
+    if depth >= limits.max_depth:
+        yield Item(path, b"", "zip_depth_limit")
+        return
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        yield Item(path, b"", f"bad_zip: {exc}"[:200])
+        return
+    if len(infos) > limits.max_entries:
+        yield Item(path, b"", f"zip_entries_limit: {len(infos)} > {limits.max_entries}")
+        infos = infos[: limits.max_entries]
+    for info in infos:
+        if info.is_dir():
+            continue
+        child = f"{path}/{info.filename}"
+        problem = _check(info, limits, budget[0])
+        if problem:
+            yield Item(child, b"", problem)
+            continue
+        try:
+            with archive.open(info) as fh:
+                body = fh.read(limits.max_entry_bytes + 1)
+        except (RuntimeError, zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+            yield Item(
+                child, b"", ("encrypted" if "encrypted" in str(exc) else "unreadable") + f": {exc}"[:200]
+            )
+            continue
+        if len(body) > limits.max_entry_bytes:
+            yield Item(child, b"", "zip_entry_size_limit")
+            continue
+        if len(body) > budget[0]:
+            yield Item(child, b"", "zip_total_size_limit")
+            continue
+        budget[0] -= len(body)
+        yield from _expand(child, body, limits, depth + 1, budget)
+
+
+def _check(info: zipfile.ZipInfo, limits: ZipLimits, remaining: int) -> str | None:
+    if info.flag_bits & 0x1:
+        return "encrypted"
+    if info.file_size > limits.max_entry_bytes:
+        return f"zip_entry_size_limit: {info.file_size}"
+    if info.file_size > remaining:
+        return "zip_total_size_limit"
+    if info.file_size > 1024 and info.file_size / max(info.compress_size, 1) > limits.max_ratio:
+        return f"zip_ratio_limit: {info.file_size / max(info.compress_size, 1):.0f}"
+    return None
