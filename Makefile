@@ -9,6 +9,7 @@ LISTEN ?= 127.0.0.1:2525
 STORE ?= file://./var/mail
 QUEUE ?= file://./var/queue
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test bench lint clean install-run install-test
 
@@ -29,11 +30,17 @@ $(STAMPS)/apt-test: deps/apt-test.txt scripts/ensure-apt.sh
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/py-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[dev,bench]"
+	$(BIN)/pip install -q -e ".[smtp,bench]"
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/apt-bench: deps/apt-bench.txt scripts/ensure-apt.sh
+# bench/setup-postfix.sh preseeds debconf so the postfix package installs unconfigured (bench runs its own)
+$(STAMPS)/apt-bench: deps/apt-bench.txt scripts/ensure-apt.sh bench/setup-postfix.sh
+	bench/setup-postfix.sh
 	scripts/ensure-apt.sh deps/apt-bench.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/npm-bench: bench/node/package.json bench/node/package-lock.json $(STAMPS)/apt-bench
+	npm ci --prefix bench/node --no-audit --no-fund
 	@mkdir -p $(STAMPS) && touch $@
 
 install-run: $(STAMPS)/py-run
@@ -48,12 +55,13 @@ test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: the benchmarks in bench/, with the peers they compare against
-bench: $(STAMPS)/py-bench $(STAMPS)/apt-bench
-	$(BIN)/python -m bench.parse
-	$(BIN)/python -m bench.ingest
+## (BENCH_ARGS=--quick for a run of a few minutes; results also in bench/out/*.json)
+bench: $(STAMPS)/py-bench $(STAMPS)/apt-bench $(STAMPS)/npm-bench
+	$(BIN)/python -m bench.parse $(BENCH_ARGS)
+	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
 
 lint: $(STAMPS)/py-test
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(STAMPS) var node_modules
+	rm -rf $(VENV) $(STAMPS) var node_modules bench/node/node_modules

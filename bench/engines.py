@@ -14,10 +14,12 @@ import hashlib
 from collections.abc import Callable
 from email import policy
 from email.header import decode_header, make_header
-from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from email.message import Message
 
 Extract = Callable[[bytes], tuple[int, int]]
 ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
@@ -27,8 +29,10 @@ def _is_body(part: Message) -> bool:
     return part.get_content_maintype() == "text" and part.get_content_disposition() != "attachment"
 
 
-def _walk(msg: Message, on_headers: Callable[[Message], None], on_text: Callable[[Message], None]) -> tuple[int, int]:
-    """Shared stdlib walk: headers of the root and of every embedded message, text decoded, the rest hashed."""
+def _walk(
+    msg: Message, on_headers: Callable[[Message], None], on_text: Callable[[Message], None]
+) -> tuple[int, int]:
+    """Shared stdlib walk: headers of the root and of each embedded message; text decoded, rest hashed."""
     on_headers(msg)
     n = size = 0
     for part in msg.walk():
@@ -108,7 +112,7 @@ def mail_parser(raw: bytes) -> tuple[int, int]:
 
 
 def fast_mail_parser(raw: bytes) -> tuple[int, int]:
-    """PyPI ``fast-mail-parser`` (Rust): ``parse_email``; message/rfc822 attachments are re-parsed (recursed)."""
+    """PyPI ``fast-mail-parser`` (Rust): ``parse_email``; message/rfc822 attachments re-parsed (recursed)."""
     import fast_mail_parser as fmp
 
     mail = fmp.parse_email(raw)
@@ -126,18 +130,17 @@ def fast_mail_parser(raw: bytes) -> tuple[int, int]:
 
 
 def mailpipe(raw: bytes) -> tuple[int, int]:
-    """mailpipe ``core.mime.parse``: the canonical JSON dict plus every decoded payload hashed."""
+    """mailpipe ``core.mime.parse``: the canonical JSON dict plus every decoded payload.
+
+    ``parse`` already sha256-hashes each attachment (``Attachment.sha256`` in the model), so hashing the
+    payloads again here would count that work twice.
+    """
     from core.mime import parse
 
     result = parse(raw)
     result.message.to_dict()
-    payloads = result.payloads
-    values = payloads.values() if isinstance(payloads, dict) else payloads
-    n = size = 0
-    for data in values:
-        hashlib.sha256(data).hexdigest()
-        n, size = n + 1, size + len(data)
-    return n, size
+    sizes = [len(data) for data in result.payloads.values()]
+    return len(sizes), sum(sizes)
 
 
 PYTHON_ENGINES: dict[str, Extract] = {

@@ -1,7 +1,7 @@
 """Deterministic synthetic mail mix for ``bench.parse``: ``python -m bench.gen_mix [--count N] [--scale X]``.
 
-The mix: 70 % small newsletters (multipart/alternative, quoted-printable, encoded-word subjects), 20 % messages
-with 1-3 attachments of 0.1-2 MB (base64), 10 % big messages of 5-20 MB built from nested forwards
+The mix: 70 % small newsletters (multipart/alternative, quoted-printable, encoded-word subjects), 20 %
+messages with 1-3 attachments of 0.1-2 MB (base64), 10 % big messages of 5-20 MB built from nested forwards
 (message/rfc822 inside message/rfc822, each level carrying attachments). ``--scale`` multiplies every size
 (attachments, big totals) so ``--quick`` runs stay small. Same seed + count + scale -> byte-identical files.
 Written to ``bench/out/mix-s<seed>-n<count>-x<scale>/`` with a manifest; an existing complete set is reused.
@@ -13,17 +13,57 @@ import argparse
 import base64
 import json
 import random
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import OUT_DIR
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 MB = 1024 * 1024
-WORDS = ("mail pipeline parser inbound weekly offer update news release notes team invoice report "
-         "schedule meeting summary garden bicycle coffee river mountain café naïve Grüße übung").split()
-SUBJECTS = ("Weekly digest", "Your invoice", "Fwd: project files", "Réunion de lundi", "Скидки недели",
-            "今週のニュース", "Release notes", "Re: holiday photos")
-TYPES = (("application/pdf", "pdf"), ("image/jpeg", "jpg"), ("application/zip", "zip"),
-         ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"))
+WORDS = [
+    "mail",
+    "pipeline",
+    "parser",
+    "inbound",
+    "weekly",
+    "offer",
+    "update",
+    "news",
+    "release",
+    "notes",
+    "team",
+    "invoice",
+    "report",
+    "schedule",
+    "meeting",
+    "summary",
+    "garden",
+    "bicycle",
+    "coffee",
+    "river",
+    "mountain",
+    "café",
+    "naïve",
+    "Grüße",
+    "übung",
+]
+SUBJECTS = (
+    "Weekly digest",
+    "Your invoice",
+    "Fwd: project files",
+    "Réunion de lundi",
+    "Скидки недели",
+    "今週のニュース",
+    "Release notes",
+    "Re: holiday photos",
+)
+TYPES = (
+    ("application/pdf", "pdf"),
+    ("image/jpeg", "jpg"),
+    ("application/zip", "zip"),
+    ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+)
 
 
 def _words(rng: random.Random, n: int) -> str:
@@ -51,41 +91,64 @@ def _headers(rng: random.Random, i: int, ctype: bytes, depth: int = 0) -> bytes:
     user = f"user{rng.randrange(1000)}"
     hops = b"".join(
         f"Received: from mx{h}.sender.example (mx{h}.sender.example [192.0.2.{h + 1}])\r\n"
-        f"\tby mx.bench.test with ESMTPS id {rng.getrandbits(48):x}; Mon, 2 Mar 2026 10:0{h}:00 +0000\r\n".encode()
+        f"\tby mx.bench.test with ESMTPS id {rng.getrandbits(48):x}; "
+        f"Mon, 2 Mar 2026 10:0{h}:00 +0000\r\n".encode()
         for h in range(rng.randrange(2, 6))
     )
-    return hops + (
-        f"DKIM-Signature: v=1; a=rsa-sha256; d=sender.example; s=s1; bh={rng.getrandbits(128):x};\r\n"
-        f"\tb={base64.b64encode(rng.randbytes(96)).decode()}\r\n"
-        f'From: "Sender {i}" <news@sender.example>\r\n'
-        f"To: {user}@bench.test, \"Ünïcode Name\" <other{depth}@bench.test>\r\n"
-        f"Cc: team@bench.test\r\n"
-        f"Date: Mon, 2 Mar 2026 10:{i % 60:02d}:00 +0100\r\n"
-        f"Message-ID: <{i}.{depth}.{rng.getrandbits(64):x}@sender.example>\r\n"
-        f"List-Unsubscribe: <mailto:unsub@sender.example?subject={i}>\r\n"
-        "MIME-Version: 1.0\r\n"
-    ).encode() + b"Subject: " + _subject(rng) + b"\r\nContent-Type: " + ctype + b"\r\n"
+    return (
+        hops
+        + (
+            f"DKIM-Signature: v=1; a=rsa-sha256; d=sender.example; s=s1; bh={rng.getrandbits(128):x};\r\n"
+            f"\tb={base64.b64encode(rng.randbytes(96)).decode()}\r\n"
+            f'From: "Sender {i}" <news@sender.example>\r\n'
+            f'To: {user}@bench.test, "Ünïcode Name" <other{depth}@bench.test>\r\n'
+            f"Cc: team@bench.test\r\n"
+            f"Date: Mon, 2 Mar 2026 10:{i % 60:02d}:00 +0100\r\n"
+            f"Message-ID: <{i}.{depth}.{rng.getrandbits(64):x}@sender.example>\r\n"
+            f"List-Unsubscribe: <mailto:unsub@sender.example?subject={i}>\r\n"
+            "MIME-Version: 1.0\r\n"
+        ).encode()
+        + b"Subject: "
+        + _subject(rng)
+        + b"\r\nContent-Type: "
+        + ctype
+        + b"\r\n"
+    )
 
 
 def _alternative(rng: random.Random, size: int) -> tuple[bytes, bytes]:
     """A text/plain + text/html pair of about ``size`` bytes; returns (content-type, body)."""
     b = f"alt-{rng.getrandbits(64):x}".encode()
     text = "\n".join(_words(rng, 12) for _ in range(max(1, size // 200)))
-    html = "<html><body>" + "".join(f"<p style=\"color:#333\">{_words(rng, 12)}</p>"
-                                     for _ in range(max(1, size // 160))) + "</body></html>"
-    body = (b"--" + b + b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
-            b"quoted-printable\r\n\r\n" + _qp(text) + b"\r\n--" + b + b"\r\nContent-Type: text/html; charset="
-            b"utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + _qp(html) + b"\r\n--" + b + b"--\r\n")
+    html = (
+        "<html><body>"
+        + "".join(f'<p style="color:#333">{_words(rng, 12)}</p>' for _ in range(max(1, size // 160)))
+        + "</body></html>"
+    )
+    body = (
+        b"--" + b + b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
+        b"quoted-printable\r\n\r\n" + _qp(text) + b"\r\n--" + b + b"\r\nContent-Type: text/html; charset="
+        b"utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + _qp(html)
+        + b"\r\n--"
+        + b
+        + b"--\r\n"
+    )
     return b'multipart/alternative; boundary="' + b + b'"', body
 
 
 def _attachment(rng: random.Random, size: int) -> bytes:
     mime, ext = rng.choice(TYPES)
     name = f"file-{rng.getrandbits(32):x}.{ext}"
-    disp = (f'attachment; filename="{name}"' if rng.random() < 0.7
-            else f"attachment; filename*=utf-8''r%C3%A9sum%C3%A9-{name}")
-    return (f"Content-Type: {mime}; name=\"{name}\"\r\nContent-Disposition: {disp}\r\n"
-            "Content-Transfer-Encoding: base64\r\n\r\n").encode() + _b64(rng.randbytes(size))
+    disp = (
+        f'attachment; filename="{name}"'
+        if rng.random() < 0.7
+        else f"attachment; filename*=utf-8''r%C3%A9sum%C3%A9-{name}"
+    )
+    return (
+        f'Content-Type: {mime}; name="{name}"\r\nContent-Disposition: {disp}\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+    ).encode() + _b64(rng.randbytes(size))
 
 
 def _mixed(parts: list[bytes], rng: random.Random) -> tuple[bytes, bytes]:
@@ -105,13 +168,15 @@ def newsletter(rng: random.Random, i: int) -> bytes:
 
 def with_attachments(rng: random.Random, i: int, scale: float) -> bytes:
     parts = [_part(*_alternative(rng, rng.randrange(1_000, 8_000)))]
-    parts += [_attachment(rng, int(rng.uniform(0.1, 2.0) * MB * scale * 0.75)) for _ in range(rng.randint(1, 3))]
+    parts += [
+        _attachment(rng, int(rng.uniform(0.1, 2.0) * MB * scale * 0.75)) for _ in range(rng.randint(1, 3))
+    ]
     ctype, body = _mixed(parts, rng)
     return _headers(rng, i, ctype) + b"\r\n" + body
 
 
 def forward_chain(rng: random.Random, i: int, total: int, depth: int) -> bytes:
-    """A message whose attachments hold ``total`` decoded bytes, forwarding a nested message ``depth`` deep."""
+    """A message whose attachments hold ``total`` decoded bytes, forwarding one nested ``depth`` deep."""
     share = total if depth == 0 else total // (depth + 1)
     n = rng.randint(1, 2)
     parts = [_part(*_alternative(rng, rng.randrange(1_000, 6_000)))]
@@ -160,7 +225,10 @@ def main() -> None:
     out = generate(a.seed, a.count, a.scale)
     files = json.loads((out / "manifest.json").read_text())["files"]
     total = sum(f["bytes"] for f in files)
-    print(f"{out}: {len(files)} messages, {total / MB:.1f} MiB, largest {max(f['bytes'] for f in files) / MB:.1f} MiB")
+    print(
+        f"{out}: {len(files)} messages, {total / MB:.1f} MiB, "
+        f"largest {max(f['bytes'] for f in files) / MB:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":
