@@ -1,0 +1,154 @@
+"""The stateless parse step: ``raw/<id>.eml`` in; attachments, ``parsed/<id>.json`` and a notification out.
+
+Every output key is derived from the message id, every write is safe to repeat: processing the same raw object
+again (an at-least-once redelivery, a restart) produces the same keys and the same notification. Permanent
+errors (core.errors.PermanentError) write ``quarantine/<id>.json`` and are acknowledged; anything else is
+RETRY, so the platform redelivers.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from core.errors import MalformedEvent, MalformedMessage, ObjectNotFound, PermanentError, PipelineError
+from core.keys import (
+    PARSED_PREFIX,
+    QUARANTINE_PREFIX,
+    RAW_PREFIX,
+    RAW_SUFFIX,
+    envelope_key,
+    id_from_raw_key,
+    parsed_key,
+    quarantine_key,
+)
+from core.log import log_context
+from core.mime import parse
+from core.model import NOTIFICATION_SCHEMA, Envelope, dumps
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from core.ports import Delivery, ObjectStore, Publisher
+    from core.settings import Settings
+
+log = logging.getLogger("mailpipe.pipeline")
+
+
+class Outcome(enum.Enum):
+    """What happened to one unit of work; the handler maps it to the platform's signal (ack, retry...)."""
+
+    DONE = "done"
+    QUARANTINED = "quarantined"
+    RETRY = "retry"
+    IGNORED = "ignored"
+
+
+_SEVERITY = {Outcome.IGNORED: 0, Outcome.DONE: 1, Outcome.QUARANTINED: 2, Outcome.RETRY: 3}
+
+
+class Pipeline:
+    """Parse stored messages. Thread-safe if the store and publisher are; holds no per-message state."""
+
+    def __init__(self, store: ObjectStore, publisher: Publisher, settings: Settings) -> None:
+        self.store, self.publisher, self.settings = store, publisher, settings
+
+    def process_key(self, key: str) -> Outcome:
+        """Process ``raw/<id>.eml``; any other key is IGNORED. Never raises."""
+        mid = id_from_raw_key(key)
+        if mid is None:
+            log.info("ignored key", extra={"key": key[:200]})
+            return Outcome.IGNORED
+        with log_context(id=mid, key=key):
+            try:
+                attachments = self._process(mid, key)
+            except PermanentError as exc:
+                return self._quarantine(quarantine_key(mid), exc, {"id": mid, "raw_key": key})
+            except Exception as exc:
+                reason = exc.reason if isinstance(exc, PipelineError) else "unexpected"
+                log.warning("will retry", extra={"reason": reason, "error": type(exc).__name__})
+                return Outcome.RETRY
+            log.info("parsed", extra={"outcome": "done", "attachments": attachments})
+            return Outcome.DONE
+
+    def run_delivery(self, delivery: Delivery) -> Outcome:
+        """Process the object a platform event named; the log lines carry the delivery id and attempt."""
+        with log_context(delivery_id=delivery.id, attempt=delivery.attempt):
+            return self.process_key(delivery.ref.key)
+
+    def run_record(self, decode: Callable[[Any], list[Delivery]], record: Any) -> Outcome:
+        """Decode one platform record and process its deliveries; return the worst outcome.
+
+        A record that cannot be decoded (MalformedEvent) is quarantined under ``quarantine/<hash>.json``.
+        """
+        try:
+            deliveries = decode(record)
+        except MalformedEvent as exc:
+            text = json.dumps(record, default=repr, sort_keys=True)[:100_000]
+            digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+            return self._quarantine(quarantine_key(digest), exc, {"id": digest, "record": text})
+        outcomes = [self.run_delivery(d) for d in deliveries]
+        return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.IGNORED)
+
+    def _process(self, mid: str, key: str) -> int:
+        raw = self.store.get(key)
+        result = parse(raw, limits=self.settings.limits, envelope=self._envelope(mid), mid=mid)
+        message = result.message
+        types = {a.key: a.content_type for a in message.attachments if a.key}
+        for akey in sorted(result.payloads):
+            content_type = types.get(akey, "application/octet-stream")
+            self.store.put(akey, result.payloads[akey], content_type=content_type, if_absent=True)
+        doc = message.to_dict()
+        doc["raw_key"] = key
+        self.store.put(parsed_key(mid), dumps(doc), content_type="application/json")
+        self.publisher.publish(dumps(notification(doc, sorted(result.payloads))), key=mid)
+        return len(result.payloads)
+
+    def _envelope(self, mid: str) -> Envelope | None:
+        try:
+            data = self.store.get(envelope_key(mid))
+        except ObjectNotFound:
+            log.warning("no envelope sidecar; parsing without it", extra={"reason": "no_envelope"})
+            return None
+        try:
+            return Envelope.from_dict(json.loads(data))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedMessage(f"envelope sidecar unreadable: {type(exc).__name__}") from exc
+
+    def _quarantine(self, qkey: str, exc: PermanentError, fields: dict[str, Any]) -> Outcome:
+        record = {**fields, "reason": exc.reason, "detail": str(exc)[:1000]}
+        try:
+            self.store.put(qkey, dumps(record), content_type="application/json")
+        except Exception as err:  # the quarantine record itself could not be written: try again later
+            extra = {"reason": "quarantine_failed", "error": type(err).__name__}
+            log.warning("quarantine write failed", extra=extra)
+            return Outcome.RETRY
+        log.warning("quarantined", extra={"outcome": "quarantined", "reason": exc.reason, "qkey": qkey})
+        return Outcome.QUARANTINED
+
+
+def notification(doc: dict[str, Any], attachment_keys: list[str]) -> dict[str, Any]:
+    """The compact queue message for a parsed document (deterministic: same document, same notification)."""
+    return {
+        "schema": NOTIFICATION_SCHEMA,
+        "id": doc["id"],
+        "envelope": doc.get("envelope"),
+        "subject": doc.get("subject"),
+        "from": doc.get("from"),
+        "raw_key": doc["raw_key"],
+        "parsed_key": parsed_key(doc["id"]),
+        "attachment_keys": attachment_keys,
+    }
+
+
+def pending_raw_keys(store: ObjectStore) -> Iterator[str]:
+    """Raw messages with neither ``parsed/<id>.json`` nor a quarantine record (work lost by a crash)."""
+    done = {k[len(PARSED_PREFIX) : -5] for k in store.list(PARSED_PREFIX)}
+    done |= {k[len(QUARANTINE_PREFIX) : -5] for k in store.list(QUARANTINE_PREFIX)}
+    for key in sorted(store.list(RAW_PREFIX)):
+        mid = id_from_raw_key(key) if key.endswith(RAW_SUFFIX) else None
+        if mid is not None and mid not in done:
+            yield key

@@ -1,0 +1,86 @@
+"""Incremental SMTP DATA decoding (RFC 5321 4.5.2), fast and strict. Pure: no I/O, no protocol library.
+
+Feed the bytes that follow the 354 reply in chunks of any size. The only end of data is ``<CRLF>.<CRLF>``
+(or ``.<CRLF>`` as the very first line); bare-LF / bare-CR variants such as ``<LF>.<LF>`` or ``<CR>.<CR>``
+never end DATA. A message that contains a bare CR or LF at all is refused once its real end is reached (SMTP
+smuggling defence, like Postfix's ``smtpd_forbid_bare_newline``): one DATA never becomes two messages.
+"""
+
+from __future__ import annotations
+
+import enum
+
+END = b"\r\n.\r\n"
+
+
+class DataError(enum.Enum):
+    """Why a DATA transfer is refused; ``reply`` is the SMTP answer sent after the end of data."""
+
+    TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+    BARE_NEWLINE = "554 5.5.2 Message refused: bare CR or LF in data (RFC 5321 2.3.8)"
+    LINE_TOO_LONG = "554 5.5.2 Message refused: line too long"
+
+    @property
+    def reply(self) -> str:
+        return self.value
+
+
+class DataDecoder:
+    """Collects one DATA transfer; ``feed`` returns the bytes after the end marker (pipelined commands).
+
+    Memory is bounded by ``max_bytes``: past the limit the data is discarded while the end marker is searched.
+    """
+
+    def __init__(self, max_bytes: int, max_line: int) -> None:
+        self.max_bytes, self.max_line = max_bytes, max_line
+        self._buf = bytearray(b"\r\n")  # a virtual CRLF makes a leading ".\r\n" an ordinary end marker
+        self._scan = 0
+        self._head = 2  # virtual bytes still in the buffer
+        self._dropped = 0
+        self.done = False
+        self.error: DataError | None = None
+        self.message = b""
+
+    @property
+    def size(self) -> int:
+        """Bytes received so far (dot-stuffed, excluding the end marker)."""
+        return self._dropped + len(self._buf) - self._head
+
+    def feed(self, chunk: bytes) -> bytes | None:
+        """Consume ``chunk``; return None while more data is needed, else the leftover bytes after the end."""
+        buf = self._buf
+        buf += chunk
+        end = buf.find(END, self._scan)
+        if end < 0:
+            self._scan = max(0, len(buf) - len(END) + 1)
+            if self.size > self.max_bytes:
+                self._discard()
+            return None
+        leftover = bytes(buf[end + len(END) :])
+        del buf[end + 2 :]  # keep the last line's CRLF
+        self.done = True
+        self._finish()
+        return leftover
+
+    def _discard(self) -> None:
+        self.error = DataError.TOO_BIG
+        keep = len(END) - 1
+        self._dropped += len(self._buf) - keep - self._head
+        self._head = 0
+        del self._buf[:-keep]
+        self._scan = 0
+
+    def _finish(self) -> None:
+        if self.error is not None or self.size > self.max_bytes:
+            self.error = DataError.TOO_BIG
+            self._buf = bytearray()
+            return
+        data = bytes(self._buf)
+        self._buf = bytearray()
+        crlf = data.count(b"\r\n")
+        if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+            self.error = DataError.BARE_NEWLINE
+        elif len(data) > self.max_line and max(map(len, data.split(b"\r\n"))) > self.max_line:
+            self.error = DataError.LINE_TOO_LONG
+        else:  # RFC 5321 4.5.2: drop the first "." of every line that starts with one
+            self.message = data.replace(b"\r\n.", b"\r\n")[2:]
