@@ -1,0 +1,355 @@
+"""The SMTP edge on loopback (real aiosmtpd server in a thread) driven by smtplib and raw sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.errors import BackendUnavailable
+from core.keys import envelope_key, message_id, raw_key
+from core.model import Envelope
+from core.settings import Settings
+from core.smtpdata import DataDecoder, DataError
+from handlers.smtp_edge import start_edge
+from providers.local.store import MemoryStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+MSG = b"From: a@sender.org\r\nTo: b@example.com\r\nSubject: t\r\n\r\nHello\r\n"
+
+
+class Edge:
+    def __init__(self, port: int, store: Any) -> None:
+        self.port, self.store = port, store
+
+    def client(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=10)
+
+    def raw_keys(self) -> list[str]:
+        return sorted(k for k in self.store.list("raw/") if k.endswith(".eml"))
+
+
+@pytest.fixture
+def edge() -> Iterator[Callable[..., Edge]]:
+    """Factory: start the edge with Settings overrides on a private event loop thread."""
+    loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Server, threading.Thread]] = []
+
+    def start(store: Any = None, **overrides: Any) -> Edge:
+        store = store if store is not None else MemoryStore(f"edge-{uuid.uuid4().hex}")
+        cfg = Settings.from_env({}, **{"listen": "127.0.0.1:0", "domains": ("example.com",), **overrides})
+        loop = asyncio.new_event_loop()
+        server = loop.run_until_complete(start_edge(cfg, store))
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        loops.append((loop, server, thread))
+        return Edge(server.sockets[0].getsockname()[1], store)
+
+    yield start
+    for loop, server, thread in loops:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def _queued_id(reply: bytes) -> str:
+    return reply.decode().rsplit(" ", 1)[-1]
+
+
+def test_250_only_with_raw_and_envelope_stored(edge: Callable[..., Edge]) -> None:
+    e = edge()
+    with e.client() as c:
+        c.ehlo("client.test")
+        c.mail("a@sender.org")
+        c.rcpt("b@example.com")
+        c.rcpt("C@Example.COM")
+        code, reply = c.data(MSG)
+    assert code == 250
+    mid = _queued_id(reply)
+    env = Envelope.from_dict(json.loads(e.store.get(envelope_key(mid))))
+    assert e.store.get(raw_key(mid)) == MSG  # exactly the bytes sent, no trace header
+    assert (env.mail_from, env.rcpt_to, env.helo, env.client_ip) == (
+        "a@sender.org",
+        ("b@example.com", "C@Example.COM"),
+        "client.test",
+        "127.0.0.1",
+    )
+    assert mid == message_id(MSG, env)
+
+
+def test_ehlo_advertises_extensions(edge: Callable[..., Edge]) -> None:
+    with edge().client() as c:
+        c.ehlo("x")
+        for ext in ("size", "pipelining", "8bitmime", "smtputf8"):
+            assert c.has_extn(ext), ext
+        assert c.esmtp_features["size"] == str(Settings().max_message_bytes)
+        assert not c.has_extn("starttls")
+
+
+@pytest.fixture
+def cert(tmp_path: Path) -> tuple[str, str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl binary missing: cannot generate a test certificate")
+    crt, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(crt), str(key)
+
+
+def test_starttls(edge: Callable[..., Edge], cert: tuple[str, str]) -> None:
+    e = edge(tls_cert=cert[0], tls_key=cert[1])
+    ctx = ssl.create_default_context(cafile=cert[0])
+    ctx.check_hostname = False
+    with e.client() as c:
+        c.ehlo("x")
+        assert c.has_extn("starttls")
+        c.starttls(context=ctx)
+        c.ehlo("x")
+        assert not c.has_extn("starttls")
+        c.sendmail("a@sender.org", ["b@example.com"], MSG)
+    (key,) = e.raw_keys()
+    assert json.loads(e.store.get(key.replace(".eml", ".envelope.json")))["tls"] is True
+
+
+def test_552_when_size_declared_or_data_too_big(edge: Callable[..., Edge]) -> None:
+    e = edge(max_message_bytes=1000)
+    with e.client() as c:
+        c.ehlo("x")
+        assert c.mail("a@sender.org", ["SIZE=5000"])[0] == 552
+        c.mail("a@sender.org")
+        c.rcpt("b@example.com")
+        assert c.data(MSG + b"x" * 2000 + b"\r\n")[0] == 552
+        c.mail("a@sender.org")  # the session survives
+        c.rcpt("b@example.com")
+        assert c.data(MSG)[0] == 250
+    assert len(e.raw_keys()) == 1
+
+
+def test_550_unknown_domain_never_relays(edge: Callable[..., Edge]) -> None:
+    e = edge(domains=("example.com", "example.net"))
+    with e.client() as c:
+        c.ehlo("x")
+        c.mail("a@sender.org")
+        assert c.rcpt("x@elsewhere.org")[0] == 550
+        assert c.rcpt("x@sub.example.com")[0] == 550
+        assert c.rcpt("x@example.net")[0] == 250
+    assert e.raw_keys() == []
+
+
+def test_local_mode_accepts_any_domain(edge: Callable[..., Edge]) -> None:
+    e = edge(domains=())
+    with e.client() as c:
+        assert c.sendmail("a@sender.org", ["x@anything.test"], MSG) == {}
+    assert len(e.raw_keys()) == 1
+
+
+def test_452_too_many_recipients(edge: Callable[..., Edge]) -> None:
+    e = edge(max_recipients=3)
+    with e.client() as c:
+        c.ehlo("x")
+        c.mail("a@sender.org")
+        assert [c.rcpt(f"r{n}@example.com")[0] for n in range(4)] == [250, 250, 250, 452]
+        assert c.rcpt("r9@example.com")[1].startswith(b"4.5.3")
+        code, reply = c.data(MSG)
+    assert code == 250
+    env = json.loads(e.store.get(envelope_key(_queued_id(reply))))
+    assert env["rcpt_to"] == ["r0@example.com", "r1@example.com", "r2@example.com"]
+
+
+class FailingStore(MemoryStore):
+    """A real MemoryStore whose writes fail for keys matching ``fail_on`` (fault injection, not a mock)."""
+
+    def __init__(self, fail_on: str, error: Exception) -> None:
+        super().__init__(f"failing-{uuid.uuid4().hex}")
+        self.fail_on, self.error = fail_on, error
+
+    def put(self, key: str, data: bytes, *, content_type: str = "", if_absent: bool = False) -> bool:
+        if self.fail_on in key:
+            raise self.error
+        return super().put(key, data, content_type=content_type, if_absent=if_absent)
+
+
+@pytest.mark.parametrize("error", [BackendUnavailable("disk full"), RuntimeError("bug")])
+@pytest.mark.parametrize("fail_on", [".eml", ".envelope.json"])
+def test_451_when_the_store_fails(edge: Callable[..., Edge], fail_on: str, error: Exception) -> None:
+    e = edge(store=FailingStore(fail_on, error))
+    with e.client() as c:
+        c.ehlo("x")
+        c.mail("a@sender.org")
+        c.rcpt("b@example.com")
+        code, reply = c.data(MSG)
+    assert (code, reply[:5]) == (451, b"4.3.0")
+    assert e.raw_keys() == []
+
+
+DOTTY = b"Subject: dots\r\n\r\n.\r\n..\r\n.leading\r\n...three\r\nmid.dle\r\n. \r\nend\r\n"
+
+
+def test_dot_stuffing_round_trip(edge: Callable[..., Edge]) -> None:
+    e = edge()
+    for body in (DOTTY, b".first line dot\r\n" + DOTTY, b"..\r\n"):
+        with e.client() as c:
+            code, reply = c.ehlo("x") and c.mail("a@sender.org") and c.rcpt("b@example.com") and c.data(body)
+        assert code == 250
+        assert e.store.get(raw_key(_queued_id(reply))) == body
+
+
+def _raw_session(port: int, payload: bytes) -> list[bytes]:
+    """Send ``payload`` (ending in QUIT) in one write; return every reply line until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(payload)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return [line for line in data.split(b"\r\n") if line]
+
+
+HEAD = b"EHLO x\r\nMAIL FROM:<a@sender.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+SMUGGLED = (
+    b"MAIL FROM:<evil@sender.org>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "fake_end", [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\n.\r", b"\r\n.\r"]
+)
+def test_smuggling_is_never_two_messages(edge: Callable[..., Edge], fake_end: bytes) -> None:
+    e = edge()
+    payload = HEAD + b"Subject: one\r\n\r\nbody" + fake_end + SMUGGLED + b".\r\nQUIT\r\n"
+    replies = _raw_session(e.port, payload)
+    codes = [r[:3] for r in replies]
+    assert b"250" not in codes[-2:], replies  # the DATA ended only at the real <CRLF>.<CRLF>, and was refused
+    assert codes[-2:] == [b"554", b"221"], replies
+    assert codes.count(b"354") == 1
+    assert e.raw_keys() == []
+
+
+def test_pipelined_session_in_one_write(edge: Callable[..., Edge]) -> None:
+    e = edge()
+    msg2 = b"Subject: two\r\n\r\nsecond\r\n"
+    payload = HEAD + MSG + b".\r\nMAIL FROM:<a@sender.org>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n" + msg2
+    replies = _raw_session(e.port, payload + b".\r\nQUIT\r\n")
+    assert [r[:3] for r in replies if not r.startswith(b"250-")] == [
+        b"220",
+        b"250",
+        b"250",
+        b"250",
+        b"354",
+        b"250",
+        b"250",
+        b"250",
+        b"354",
+        b"250",
+        b"221",
+    ]
+    assert sorted(e.store.get(k) for k in e.raw_keys()) == sorted([MSG, msg2])
+
+
+def test_421_over_the_connection_limit(edge: Callable[..., Edge]) -> None:
+    e = edge(max_connections=2)
+    first, second = e.client(), e.client()
+    try:
+        with pytest.raises(smtplib.SMTPConnectError) as exc:
+            e.client()
+        assert exc.value.smtp_code == 421
+    finally:
+        first.quit()
+        second.quit()
+    with e.client() as c:  # slots are given back
+        assert c.noop()[0] == 250
+
+
+def test_554_line_too_long(edge: Callable[..., Edge]) -> None:
+    e = edge(max_line_length=100)
+    with e.client() as c:
+        c.ehlo("x")
+        c.mail("a@sender.org")
+        c.rcpt("b@example.com")
+        assert c.data(b"Subject: x\r\n\r\n" + b"y" * 101 + b"\r\n")[0] == 554
+    assert e.raw_keys() == []
+
+
+def test_retry_is_stored_once_null_sender_8bit_and_smtputf8(edge: Callable[..., Edge]) -> None:
+    e = edge(domains=("exämple.com", "example.com"))
+    body = "Subject: ünïcödé\r\n\r\ncafé €\r\n".encode()
+    with e.client() as c:
+        assert c.sendmail("<>", ["b@example.com"], MSG) == {}
+        assert c.sendmail("<>", ["b@example.com"], MSG) == {}  # same bytes, same envelope: one object
+        assert (
+            c.sendmail(
+                "jörg@sender.org", ["zoë@exämple.com"], body, mail_options=["SMTPUTF8", "BODY=8BITMIME"]
+            )
+            == {}
+        )
+    keys = e.raw_keys()
+    assert len(keys) == 2
+    envs = [json.loads(e.store.get(k.replace(".eml", ".envelope.json"))) for k in keys]
+    assert sorted((x["mail_from"], x["rcpt_to"][0]) for x in envs) == [
+        ("", "b@example.com"),
+        ("jörg@sender.org", "zoë@exämple.com"),
+    ]
+    assert body in [e.store.get(k) for k in keys]
+
+
+lines = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=lines, chunk=st.integers(1, 70))
+def test_decoder_round_trips_any_lines_in_any_chunking(lines: list[bytes], chunk: int) -> None:
+    message = b"".join(line + b"\r\n" for line in lines)
+    wire = (
+        b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\nNEXT"
+    )
+    decoder = DataDecoder(max_bytes=10**6, max_line=1000)
+    for i in range(0, len(wire), chunk):
+        leftover = decoder.feed(wire[i : i + chunk])
+        if leftover is not None:
+            break
+    assert decoder.error is None
+    assert decoder.message == message
+    assert leftover + wire[i + chunk :] == b"NEXT"
+
+
+def test_decoder_discards_past_the_limit_but_still_finds_the_end() -> None:
+    decoder = DataDecoder(max_bytes=1000, max_line=10**6)
+    for _ in range(100):
+        assert decoder.feed(b"x" * 999 + b"\r\n") is None
+    assert len(decoder._buf) < 10  # memory stays bounded while discarding
+    assert decoder.feed(b".\r\nQUIT\r\n") == b"QUIT\r\n"
+    assert decoder.error is DataError.TOO_BIG
