@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Session fixtures for the cloud emulators (one process each per test session, whichever modules use them).
+pytest_plugins = ["emulators_gcp", "emulators_azure"]
+
 
 @pytest.fixture(autouse=True)
 def _isolate_environ() -> Iterator[None]:

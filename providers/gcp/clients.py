@@ -1,0 +1,116 @@
+"""GCS store and Pub/Sub publisher: calls only (errors: providers/gcp/sdk.py). SDKs are imported on first use.
+
+Emulators need no code change: google-cloud-storage honours ``STORAGE_EMULATOR_HOST``, google-cloud-pubsub
+``PUBSUB_EMULATOR_HOST``. Credentials come from the platform identity (Application Default Credentials).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from core.errors import BackendUnavailable, ConfigError, ObjectNotFound
+from providers.gcp.sdk import check_key, translate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from core.settings import Settings
+
+
+class GcsStore:
+    """``gs://BUCKET[/PREFIX]``: keys are relative to the prefix; ``if_absent`` sends ifGenerationMatch=0."""
+
+    def __init__(
+        self, bucket: str, prefix: str = "", *, client: Any = None, retry_seconds: float = 30.0
+    ) -> None:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        self.bucket, self.prefix = bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._client = client
+        # The default 120 s retry deadline would outlive the function timeout.
+        self._retry = DEFAULT_RETRY.with_timeout(retry_seconds)
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> GcsStore:
+        parts = urlsplit(url)
+        if parts.scheme != "gs" or not parts.netloc:
+            raise ConfigError(f"GCS store URL must be gs://BUCKET[/PREFIX], got {url!r}")
+        return cls(parts.netloc, parts.path)
+
+    def _bucket(self) -> Any:
+        if self._client is None:
+            from google.cloud import storage
+
+            self._client = storage.Client()
+        return self._client.bucket(self.bucket)
+
+    def get(self, key: str) -> bytes:
+        name = self.prefix + check_key(key)
+        try:
+            return self._bucket().blob(name).download_as_bytes(retry=self._retry)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise (translate(exc, f"gcs get {name}") or exc) from exc
+
+    def put(self, key: str, data: bytes, *, content_type: str, if_absent: bool = False) -> bool:
+        from google.api_core.exceptions import PreconditionFailed
+
+        name = self.prefix + check_key(key)
+        # No size -> a resumable upload (as atomic as multipart on GCS): gcp-storage-emulator drops the
+        # connection on a multipart upload whose part is message/*, and the client then retries for minutes.
+        size = None if content_type.startswith("message/") else len(data)
+        try:
+            self._bucket().blob(name).upload_from_file(io.BytesIO(data), size=size, content_type=content_type,
+                                                       if_generation_match=0 if if_absent else None,
+                                                       retry=self._retry)
+        except PreconditionFailed:
+            return False
+        except Exception as exc:
+            raise (translate(exc, f"gcs put {name}") or exc) from exc
+        return True
+
+    def exists(self, key: str) -> bool:
+        name = self.prefix + check_key(key)
+        try:
+            return self._bucket().blob(name).exists(retry=self._retry)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise (translate(exc, f"gcs exists {name}") or exc) from exc
+
+    def list(self, prefix: str) -> Iterator[str]:
+        bucket = self._bucket()
+        try:
+            for blob in bucket.client.list_blobs(bucket, prefix=self.prefix + prefix, retry=self._retry):
+                yield blob.name[len(self.prefix) :]
+        except Exception as exc:
+            raise (translate(exc, f"gcs list {self.prefix + prefix}") or exc) from exc
+
+
+class PubSubPublisher:
+    """``pubsub://PROJECT/TOPIC`` (or ``pubsub://projects/P/topics/T``); ``key`` is the attribute ``key``."""
+
+    def __init__(self, project: str, topic: str, *, client: Any = None, timeout: float = 30.0) -> None:
+        self.topic_path, self._client, self._timeout = f"projects/{project}/topics/{topic}", client, timeout
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> PubSubPublisher:
+        parts = urlsplit(url)
+        path = [p for p in parts.path.split("/") if p]
+        if parts.netloc == "projects" and len(path) == 3 and path[1] == "topics":
+            return cls(path[0], path[2])
+        if parts.scheme != "pubsub" or not parts.netloc or len(path) != 1:
+            raise ConfigError(f"Pub/Sub URL must be pubsub://PROJECT/TOPIC, got {url!r}")
+        return cls(parts.netloc, path[0])
+
+    def publish(self, body: bytes, *, key: str) -> None:
+        if self._client is None:
+            from google.cloud import pubsub_v1
+
+            self._client = pubsub_v1.PublisherClient()
+        try:
+            self._client.publish(self.topic_path, body, key=key).result(timeout=self._timeout)
+        except Exception as exc:
+            mapped = translate(exc, f"pubsub publish {self.topic_path}")
+            if isinstance(mapped, ObjectNotFound):  # a missing topic is set-up trouble: retry, dead-letter
+                mapped = BackendUnavailable(str(mapped))
+            raise (mapped or exc) from exc
