@@ -14,7 +14,7 @@ _TOKEN = re.compile(
     r"""(?P<q>"(?:[^"\\]|\\.)*"?)|(?P<a><[^<>]*>?)|(?P<c>[()])|(?P<s>[,;:])|(?P<w>[ \t\r\n]+)|(?P<t>[^\s"<>(),;:\\]+|\\.?|>)""",
     re.S,
 )
-_COMMENT = re.compile(r"\([^()]*\)")
+_COMMENT = re.compile(r"\(([^()]*)\)")
 _UNQUOTE = re.compile(r"\\(.)", re.S)
 MAX_ADDRESSES = 1000
 
@@ -28,19 +28,19 @@ class _Box:
         self.angle: str | None = None
 
     def build(self) -> Address | None:
-        words = "".join(self.words).strip()
+        words = " ".join("".join(self.words).split())
         comment = " ".join(" ".join(self.comment).split()) or None
         if self.angle is not None:
             addr = _clean_addr(self.angle)
-            name = " ".join(words.split()) or comment
+            name = f"{words} ({comment})" if words and comment else words or comment
             if not addr and not name:
                 return None
             return Address(_name(name), addr or None)
         if not words:
             return Address(_name(comment), None) if comment else None
-        if "@" in words:
+        if "@" in words or " " not in words:
             return Address(_name(comment), _clean_addr(words))
-        return Address(_name(" ".join(words.split())), None)
+        return Address(_name(words), None)
 
 
 def _clean_addr(text: str) -> str:
@@ -63,38 +63,44 @@ def parse_addresses(value: str | None) -> list[Address]:
     if not value:
         return []
     out: list[Address] = []
-    box, depth, seen_quoted = _Box(), 0, False
+    box, depth, cstart = _Box(), 0, 0
     for m in _TOKEN.finditer(value):
         kind, tok = m.lastgroup, m.group()
         if depth:
             depth += 1 if tok == "(" else -1 if tok == ")" else 0
-            if depth:
-                box.comment.append(tok)
+            if not depth:
+                box.comment.append(_UNQUOTE.sub(r"\1", value[cstart : m.start()]))
             continue
         if kind == "c":
-            depth = 1 if tok == "(" else 0
+            depth, cstart = (1, m.end()) if tok == "(" else (0, 0)
         elif kind == "s":
-            if tok == ":" and box.angle is None and not seen_quoted and "@" not in "".join(box.words):
+            if tok == ":" and box.angle is None and "@" not in "".join(box.words):
                 box = _Box()  # group display name: dropped, members flattened
                 continue
             if tok == ":":
                 box.words.append(tok)
                 continue
             _emit(out, box)
-            box, seen_quoted = _Box(), False
+            box = _Box()
             if len(out) >= MAX_ADDRESSES:
                 break
         elif kind == "q":
-            seen_quoted = True
             body = tok[1:-1] if len(tok) > 1 and tok.endswith('"') else tok[1:]
             box.words.append(_UNQUOTE.sub(r"\1", body))
         elif kind == "a":
             box.angle = tok[1:-1] if tok.endswith(">") else tok[1:]
+            box.comment.extend(_UNQUOTE.sub(r"\1", c) for c in _COMMENT.findall(box.angle))
         elif kind == "w":
             if box.words:
                 box.words.append(" ")
-        elif box.angle is None:
+        elif box.angle is None and "@" in tok and box.words[-1:] == [" "] and "@" in "".join(box.words):
+            _emit(out, box)  # two bare addresses separated only by whitespace (a missing comma)
+            box = _Box()
             box.words.append(tok)
+        else:
+            box.words.append(tok)
+    if depth:
+        box.comment.append(value[cstart:])
     _emit(out, box)
     return out
 

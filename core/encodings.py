@@ -13,6 +13,7 @@ from core.charsets import decode
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]+")
 _B64_PAD_TAIL = re.compile(rb"=+[\s=]*\Z")
 _EW = re.compile(r"=\?([^?\s]{1,60})\?([QqBb])\?(.*?)\?=")
+_NON_ASCII = re.compile(r"([^\x00-\x7f]+)")
 _EW_GAP = re.compile(r"[ \t\r\n]*\Z")
 _UU_BEGIN = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} [^\r\n]*\r?\n", re.M)
 
@@ -25,7 +26,7 @@ def b64decode(data: bytes | memoryview) -> tuple[bytes, str | None]:
         return _b64_repair(bytes(data)), "bad base64 padding or length; repaired"
     pad = bytes(data).find(b"=") if isinstance(data, memoryview) else data.find(b"=")
     if pad >= 0 and not _B64_PAD_TAIL.match(bytes(data[pad:])):
-        return _b64_repair(bytes(data)), "base64 padding inside data; decoded past it"
+        return out, "data after base64 padding ignored"
     return out, None
 
 
@@ -76,7 +77,7 @@ def transfer_decode(data: bytes | memoryview, cte: str) -> tuple[bytes | memoryv
 
 
 def _word_bytes(enc: str, text: str) -> tuple[bytes, bool]:
-    raw = text.encode("utf-8", "replace")
+    raw = text.encode("ascii", "replace")
     if enc in "Bb":
         out, problem = b64decode(raw)
         return out, problem is not None
@@ -103,6 +104,12 @@ def decode_words(value: str, problems: list[str] | None = None) -> str:
         if cs.lower() != run_cs.lower():
             _flush(out, run_cs, run, problems)
             run_cs, run = cs, bytearray()
+        if not m.group(3).isascii():  # raw 8-bit text inside a word (RFC 6532 mailers): keep it as text
+            _flush(out, run_cs, run, problems)
+            run_cs, run = "", bytearray()
+            out.append(_mixed_word(m.group(2), m.group(3), cs, problems))
+            pos = m.end()
+            continue
         data, bad = _word_bytes(m.group(2), m.group(3))
         if bad and problems is not None:
             problems.append("bad base64 in encoded word")
@@ -110,6 +117,17 @@ def decode_words(value: str, problems: list[str] | None = None) -> str:
         pos = m.end()
     _flush(out, run_cs, run, problems)
     out.append(value[pos:])
+    return "".join(out)
+
+
+def _mixed_word(enc: str, text: str, cs: str, problems: list[str] | None) -> str:
+    out = []
+    for chunk in _NON_ASCII.split(text):
+        if chunk and chunk.isascii():
+            data, _ = _word_bytes(enc, chunk)
+            out.append(decode(data, cs)[0])
+        else:
+            out.append(chunk)
     return "".join(out)
 
 

@@ -12,12 +12,14 @@ from core.charsets import decode, decode_header_bytes
 from core.encodings import decode_words
 
 _FIELD = re.compile(r"([^\s:][^:\n]*?)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)")
-_FOLD = re.compile(r"\r?\n(?=[ \t])|\r(?=\n)")
+_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+|\r(?=\n)")
+_OPEN_WORD = re.compile(r"=\?[^?\s]+\?[QqBb]\?[^?\s]*\Z")
 _LINE = re.compile(r"[^\n]*(?:\n[ \t][^\n]*)*")
 _PARAM = re.compile(
-    r"""\s*;?\s*([^=;\s"]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))?""", re.S
+    r"""\s*;?\s*([^=;\s"]*)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))?""", re.S
 )
 _SECTION = re.compile(r"^(.*?)\*(\d+)(\*?)$|^(.*?)(\*)$")
+_CT_COMMENT = re.compile(r'("(?:[^"\\]|\\.)*")|\([^()]*\)')
 _MSGID = re.compile(r"<([^<>]*)>")
 _TYPE = re.compile(r"\s*([^/;\s]+)\s*(?:/\s*([^;\s]*))?")
 
@@ -54,8 +56,22 @@ def _fields_of(text: str, problems: list[str]) -> list[tuple[str, str]]:
         if f is None:
             problems.append(f"not a header field: {line[:40]!r}")
             continue
-        out.append((f.group(1), _FOLD.sub("", f.group(2)).strip()))
+        out.append((f.group(1), _unfold(f.group(2))))
     return out
+
+
+def _unfold(value: str) -> str:
+    """Folding whitespace becomes one space, except inside an encoded word (split by a fold), where it goes."""
+    if "\n" not in value:
+        return value.strip()
+    if "=?" not in value:
+        return _FOLD.sub(" ", value).strip()
+    pieces = _FOLD.split(value)
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        out.append("" if _OPEN_WORD.search(out[-1]) else " ")
+        out.append(piece)
+    return "".join(out).strip()
 
 
 def unstructured(value: str, problems: list[str] | None = None) -> str:
@@ -68,6 +84,8 @@ def content_type(value: str | None) -> tuple[str, str, dict[str, str]]:
     ("", "", {}) when absent or unparseable. Params are RFC 2231 and RFC 2047 decoded."""
     if not value:
         return "", "", {}
+    if "(" in value:
+        value = _CT_COMMENT.sub(lambda m: m.group(1) or " ", value)
     m = _TYPE.match(value)
     if m is None:
         return "", "", params(value)
@@ -81,7 +99,11 @@ def params(text: str) -> dict[str, str]:
     plain: dict[str, str] = {}
     sections: dict[str, list[tuple[int, str, bool]]] = {}
     for m in _PARAM.finditer(text):
-        name, val = m.group(1).lower(), (m.group(2) or "").strip()
+        if not m.group(1):
+            continue
+        if m.group(2) is None:
+            continue
+        name, val = m.group(1).lower(), m.group(2).strip()
         if val.startswith('"'):
             val = re.sub(r"\\(.)", r"\1", val[1:-1] if val.endswith('"') and len(val) > 1 else val[1:])
         s = _SECTION.match(name)

@@ -53,7 +53,7 @@ class Tree:
     def part(self, start: int, end: int, path: str, depth: int, default: str = "text/plain") -> Part:
         hend, bstart = self._header_end(start, end, path)
         fields, probs = split_fields(self.buf[start:hend])
-        self.problems.extend((path, "header", p) for p in probs)
+        self.problems.extend((path, "charset_fallback" if p[:5] == "8-bit" else "malformed_header", p) for p in probs)
         ctype, sub, params = content_type(_get(fields, "content-type") or default)
         if not sub:  # RFC 2045 5.2: an invalid type is read as text/plain (a bare "multipart" as mixed)
             ctype, sub = ("multipart", "mixed") if ctype == "multipart" else ("text", "plain")

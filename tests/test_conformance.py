@@ -1,0 +1,272 @@
+"""Conformance against the Stalwart mail-parser corpus (shared/corpus/stalwart-mail-parser, see its PROVENANCE.md).
+
+Every message is parsed in its LF form (every CR removed; expected NNN.json) and its CRLF form (CR added before
+every bare LF; expected NNN.crlf.json). Compared per message: subject, from/to/cc, date, message-id, text and
+html bodies (whitespace runs collapsed), attachment names and sizes, number of attached messages. Agreement per
+suite is printed at the end of the run and written to ``.pytest_cache/conformance.txt``; a floor per suite fails
+regressions. Deliberate differences are listed in ``DELIBERATE`` with the reason (also in docs/parser.md) and
+must still differ, so the list cannot go stale silently.
+
+Also: the header-field vectors (fields/*.json) against our header parsers, and every CPython test_email data
+message (no exception, schema-valid).
+"""
+
+from __future__ import annotations
+
+import email
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.addresses import parse_addresses
+from core.dates import parse_date
+from core.headers import content_type, msg_ids, split_fields, unstructured
+from core.mime import parse
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared/corpus/stalwart-mail-parser"
+CPYTHON_DATA = Path(email.__file__).parent.parent / "test/test_email/data"
+SCHEMA = Path(__file__).resolve().parents[1] / "schema/parsed-message.json"
+REPORT = Path(__file__).resolve().parents[1] / ".pytest_cache/conformance.txt"
+SUITES = ("rfc", "legacy", "thirdparty", "malformed")
+# Minimum agreement (%) per suite; raise these when the parser improves, never lower them silently.
+FLOORS = {"rfc": 95.0, "legacy": 95.0, "thirdparty": 90.0, "malformed": 80.0}
+FIELD_FLOORS = {"address": 85.0, "date": 85.0, "id": 90.0, "unstructured": 85.0, "content_type": 85.0}
+
+# (suite, file stem, field) -> why we deliberately differ from Stalwart. Applies to both LF and CRLF forms.
+DELIBERATE: dict[tuple[str, str, str], str] = {}
+
+_RESULTS: dict[str, list[int]] = {}
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"Stalwart corpus not found at {CORPUS}")
+
+
+def lf(raw: bytes) -> bytes:
+    return raw.replace(b"\r", b"")
+
+
+def crlf(raw: bytes) -> bytes:
+    return lf(raw).replace(b"\n", b"\r\n") if b"\r" not in raw else _add_cr(raw)
+
+
+def _add_cr(raw: bytes) -> bytes:
+    out = bytearray()
+    prev = 0
+    for i, b in enumerate(raw):
+        if b == 0x0A and prev != 0x0D:
+            out.append(0x0D)
+        out.append(b)
+        prev = b
+    return bytes(out)
+
+
+def _ws(s: str | None) -> str | None:
+    return None if s is None else " ".join(s.split())
+
+
+def _header(part: dict[str, Any], name: str) -> list[Any]:
+    return [h["value"] for h in part["headers"] if h["name"] == name]
+
+
+def _addresses(values: list[Any]) -> list[tuple[str | None, str | None]]:
+    out = []
+    for v in values:
+        addr = v.get("Address", {}) if isinstance(v, dict) else {}
+        for a in addr.get("List", []):
+            out.append((a["name"], a["address"]))
+        for g in addr.get("Group", []):
+            out.extend((a["name"], a["address"]) for a in g["addresses"])
+    return out
+
+
+def _iso(dt: dict[str, int] | None) -> str | None:
+    if not dt:
+        return None
+    sign = "-" if dt["tz_before_gmt"] else "+"
+    return (
+        f"{dt['year']:04d}-{dt['month']:02d}-{dt['day']:02d}T{dt['hour']:02d}:{dt['minute']:02d}:"
+        f"{dt['second']:02d}{sign}{dt['tz_hour']:02d}:{dt['tz_minute']:02d}"
+    )
+
+
+def _text_of(value: Any) -> str | None:
+    if isinstance(value, dict) and "Text" in value:
+        return value["Text"]
+    if isinstance(value, dict) and "TextList" in value:
+        return value["TextList"][0] if value["TextList"] else None
+    return None
+
+
+def _filename(part: dict[str, Any]) -> str | None:
+    for hname, attr in (("content_disposition", "filename"), ("content_type", "name")):
+        for v in _header(part, hname):
+            ctype = v.get("ContentType") if isinstance(v, dict) else None
+            for a in (ctype or {}).get("attributes") or []:
+                if a["name"] == attr:
+                    return a["value"]
+    return None
+
+
+def _size(part: dict[str, Any]) -> int | None:
+    body = part["body"]
+    for kind in ("Binary", "InlineBinary"):
+        if kind in body:
+            return len(body[kind])
+    return None
+
+
+def expected(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields we compare, extracted from Stalwart's serde JSON of a Message."""
+    parts, root = doc["parts"], doc["parts"][0]
+    subj = _header(root, "subject")
+    date = _header(root, "date")
+    mid = _header(root, "message_id")
+    body_ids = {i for i in doc["text_body"] + doc["html_body"] if "Text" in parts[i]["body"] or "Html" in parts[i]["body"]}
+    att_ids = sorted(set(doc["attachments"]) | (set(doc["text_body"] + doc["html_body"]) - body_ids))
+    texts = [parts[i]["body"]["Text"] for i in doc["text_body"] if "Text" in parts[i]["body"]]
+    htmls = [parts[i]["body"]["Html"] for i in doc["html_body"] if "Html" in parts[i]["body"]]
+    return {
+        "subject": _ws(_text_of(subj[0])) if subj else None,
+        "from": _addresses(_header(root, "from")[:1]),
+        "to": _addresses(_header(root, "to")),
+        "cc": _addresses(_header(root, "cc")),
+        "date": _iso(date[0].get("DateTime")) if date and isinstance(date[0], dict) else None,
+        "message_id": _text_of(mid[0]) if mid else None,
+        "text": _ws("\n".join(texts)) if texts else None,
+        "html": _ws("\n".join(htmls)) if htmls else None,
+        "attachments": [(_filename(parts[i]), _size(parts[i])) for i in att_ids],
+        "messages": sum(1 for i in att_ids if "Message" in parts[i]["body"]),
+    }
+
+
+def actual(raw: bytes) -> dict[str, Any]:
+    m = parse(raw).message
+    sizes = {a.key: a.size for a in m.attachments}
+
+    def pairs(xs: tuple[Any, ...]) -> list[tuple[str | None, str | None]]:
+        return [(a.name, a.address) for a in xs]
+
+    return {
+        "subject": _ws(m.subject),
+        "from": pairs(m.from_[:1]),
+        "to": pairs(m.to),
+        "cc": pairs(m.cc),
+        "date": m.date,
+        "message_id": m.message_id,
+        "text": _ws(m.text),
+        "html": _ws(m.html),
+        "attachments": [(a.filename, sizes[a.key]) for a in m.attachments],
+        "messages": len(m.messages),
+    }
+
+
+def _same(field: str, exp: Any, got: Any) -> bool:
+    if field == "attachments":  # sizes of text/message attachments are not in Stalwart's output
+        return len(exp) == len(got) and all(
+            en == gn and (es is None or es == gs) for (en, es), (gn, gs) in zip(exp, got, strict=True)
+        )
+    return bool(exp == got)
+
+
+def compare_suite(suite: str) -> tuple[int, int, list[str]]:
+    """(compared, agreed, mismatch descriptions) over both forms of every message of a suite."""
+    compared = agreed = 0
+    misses: list[str] = []
+    for eml in sorted((CORPUS / "eml" / suite).glob("*.eml")):
+        raw = eml.read_bytes()
+        for form, data, exp_path in (("lf", lf(raw), eml.with_suffix(".json")),
+                                     ("crlf", crlf(raw), eml.with_suffix(".crlf.json"))):
+            exp = expected(json.loads(exp_path.read_text()))
+            got = actual(data)
+            for field, value in exp.items():
+                same = _same(field, value, got[field])
+                reason = DELIBERATE.get((suite, eml.stem, field))
+                if reason is not None:
+                    assert not same, f"{suite}/{eml.stem} {field} now agrees: remove it from DELIBERATE"
+                    continue
+                compared += 1
+                agreed += same
+                if not same:
+                    misses.append(f"{suite}/{eml.stem}.{form} {field}: expected {value!r} got {got[field]!r}"[:400])
+    return compared, agreed, misses
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _agreement_table(request: pytest.FixtureRequest) -> Any:
+    yield
+    lines = ["conformance vs stalwart-mail-parser: suite / fields compared / agreed / %"]
+    for name, (n, ok) in _RESULTS.items():
+        lines.append(f"  {name:<24} {n:>6} {ok:>6} {100 * ok / max(n, 1):6.1f}%")
+    lines.append(f"  deliberate differences excluded: {len(DELIBERATE)} (message, field) pairs")
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text("\n".join(lines) + "\n")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        for line in lines:
+            reporter.write_line(line)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_suite_agreement(suite: str) -> None:
+    compared, agreed, misses = compare_suite(suite)
+    _RESULTS[f"eml/{suite}"] = [compared, agreed]
+    pct = 100 * agreed / max(compared, 1)
+    assert pct >= FLOORS[suite], f"{suite}: {pct:.1f}% < {FLOORS[suite]}%\n" + "\n".join(misses[:40])
+
+
+def _field_case(kind: str, header: str) -> Any:
+    fields, _ = split_fields(b"X: " + header.encode())
+    header = fields[0][1] if fields else ""
+    if kind == "address":
+        return [(a.name, a.address) for a in parse_addresses(header)]
+    if kind == "date":
+        return parse_date(header)
+    if kind == "id":
+        return msg_ids(header) or None
+    if kind == "unstructured":
+        return unstructured(header)
+    ctype, sub, params = content_type(header)
+    return (ctype, sub or None, params or None) if ctype else None
+
+
+def _field_expected(kind: str, exp: Any) -> Any:
+    if kind == "address":
+        return _addresses([{"Address": exp}]) if exp else []
+    if kind == "date":
+        return _iso(exp)
+    if kind == "content_type":
+        if not exp:
+            return None
+        pairs = [(a["name"], a["value"]) if isinstance(a, dict) else tuple(a) for a in exp.get("attributes") or []]
+        attrs = {k.lower(): v for k, v in pairs} or None
+        return (exp["c_type"], exp.get("c_subtype"), attrs)
+    return exp
+
+
+@pytest.mark.parametrize("kind", sorted(FIELD_FLOORS))
+def test_field_vectors(kind: str) -> None:
+    cases = json.loads((CORPUS / "fields" / f"{kind}.json").read_text())
+    misses = []
+    for case in cases:
+        exp, got = _field_expected(kind, case["expected"]), _field_case(kind, case["header"])
+        if exp != got:
+            misses.append(f"{case['header']!r}: expected {exp!r} got {got!r}"[:300])
+    agreed = len(cases) - len(misses)
+    _RESULTS[f"fields/{kind}"] = [len(cases), agreed]
+    pct = 100 * agreed / max(len(cases), 1)
+    assert pct >= FIELD_FLOORS[kind], f"{kind}: {pct:.1f}%\n" + "\n".join(misses[:40])
+
+
+@pytest.mark.skipif(not CPYTHON_DATA.is_dir(), reason=f"CPython test_email data not found at {CPYTHON_DATA}")
+def test_cpython_email_corpus() -> None:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(json.loads(SCHEMA.read_text()))
+    files = sorted(p for p in CPYTHON_DATA.iterdir() if p.is_file())
+    assert files
+    for path in files:
+        result = parse(path.read_bytes())
+        doc = json.loads(json.dumps(result.message.to_dict()))
+        validator.validate(doc)
+        assert not [d for d in result.message.defects if d.kind == "internal_error"], path.name
