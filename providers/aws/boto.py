@@ -1,0 +1,65 @@
+"""botocore plumbing: client factory and error translation to the neutral taxonomy (core.errors).
+
+NoSuchKey/404 -> ObjectNotFound; throttling codes -> Throttled; everything else that talks to AWS (5xx, access
+denied, missing bucket/queue, connection errors, timeouts) -> BackendUnavailable, so the platform redelivers
+and the dead-letter queue is the backstop (STYLE.md rule 8: anything involving I/O is transient).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound, PipelineError, Throttled
+
+NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+THROTTLED = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+    "RequestThrottled", "RequestThrottledException", "TooManyRequestsException", "ServiceUnavailable",
+    "ProvisionedThroughputExceededException", "KMS.ThrottlingException", "503",
+})  # fmt: skip
+BOTO_ERRORS = (ClientError, BotoCoreError)
+
+
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a ClientError ("" for anything else)."""
+    return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else ""
+
+
+def translate(exc: Exception, what: str) -> PipelineError:
+    """The neutral error for a botocore exception raised while doing ``what`` (``"s3 get raw/x.eml"``)."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in NOT_FOUND:
+            return ObjectNotFound(what)
+        if code in THROTTLED:
+            return Throttled(f"{what}: {code}")
+        return BackendUnavailable(f"{what}: {code or 'error'} (HTTP {status})")
+    return BackendUnavailable(f"{what}: {type(exc).__name__}")
+
+
+def check_key(key: str) -> str:
+    """Reject keys the local stores reject too, so every store accepts the same key set. Raises InvalidKey."""
+    parts = key.split("/")
+    if not key or "\0" in key or "\\" in key or any(p in ("", ".", "..") for p in parts):
+        raise InvalidKey(f"invalid key {key!r}")
+    return key
+
+
+def make_client(service: str, region: str | None = None) -> Any:
+    """A botocore client with bounded retries/timeouts (a Lambda must fail fast and let SQS redeliver)."""
+    import boto3  # on first use only: an adapter built with an injected client never pays for it
+    from botocore.config import Config
+
+    cfg = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+    return boto3.session.Session().client(service, region_name=region, config=cfg)
+
+
+def fifo_params(queue_url: str, key: str) -> dict[str, str]:
+    """SendMessage parameters a FIFO queue needs: it then drops a repeated key for 5 minutes."""
+    if not queue_url.endswith(".fifo"):
+        return {}
+    return {"MessageGroupId": "mailpipe", "MessageDeduplicationId": hashlib.sha256(key.encode()).hexdigest()}

@@ -1,0 +1,120 @@
+"""S3 store and SQS publisher: calls and error translation only. Clients are injected or created lazily.
+
+Endpoints come from botocore's standard settings, so ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` /
+``AWS_ENDPOINT_URL_SQS`` (moto server, LocalStack) just work; credentials come from the Lambda role.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from core.errors import ConfigError, ObjectNotFound
+from providers.aws.boto import BOTO_ERRORS, check_key, error_code, fifo_params, make_client, translate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from core.settings import Settings
+
+
+_SQS_HOST = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+class S3Store:
+    """Objects in one S3 bucket under an optional prefix; keys are relative to ``s3://bucket/prefix/``."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None) -> None:
+        if not bucket:
+            raise ConfigError("s3 store needs a bucket: s3://BUCKET[/PREFIX]")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._s3 = client
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> S3Store:
+        """``s3://bucket`` or ``s3://bucket/prefix``."""
+        parts = urlsplit(url)
+        return cls(parts.netloc, parts.path)
+
+    @property
+    def client(self) -> Any:
+        if self._s3 is None:
+            self._s3 = make_client("s3")
+        return self._s3
+
+    def get(self, key: str) -> bytes:
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
+            return bytes(obj["Body"].read())
+        except BOTO_ERRORS as exc:
+            raise translate(exc, f"s3 get {key}") from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
+        except BOTO_ERRORS as exc:
+            err = translate(exc, f"s3 head {key}")
+            if isinstance(err, ObjectNotFound):
+                return False
+            raise err from exc
+        return True
+
+    def put(self, key: str, data: bytes, *, content_type: str = "", if_absent: bool = False) -> bool:
+        extra = {"IfNoneMatch": "*"} if if_absent else {}
+        if content_type:
+            extra["ContentType"] = content_type
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.prefix + check_key(key), Body=data, **extra)
+        except BOTO_ERRORS as exc:
+            if if_absent and error_code(exc) == "PreconditionFailed":  # IfNoneMatch: the object exists
+                return False
+            raise translate(exc, f"s3 put {key}") from exc
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            ):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][len(self.prefix) :]
+        except BOTO_ERRORS as exc:
+            raise translate(exc, f"s3 list {prefix}") from exc
+
+
+class SqsPublisher:
+    """Sends notifications to one SQS queue, named (``sqs://name``) or by its https URL."""
+
+    def __init__(self, queue: str, *, client: Any = None, region: str | None = None) -> None:
+        self._queue, self._sqs, self._region = queue, client, region
+        self._url = queue if queue.startswith(("https://", "http://")) else None
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> SqsPublisher:
+        """``sqs://queue-name`` (resolved with GetQueueUrl on first publish) or the queue's https URL."""
+        parts = urlsplit(url)
+        if parts.scheme == "sqs":
+            return cls(parts.netloc + parts.path.rstrip("/"))
+        host = _SQS_HOST.match(parts.hostname or "")
+        return cls(url, region=host.group(1) if host else None)
+
+    @property
+    def client(self) -> Any:
+        if self._sqs is None:
+            self._sqs = make_client("sqs", self._region)
+        return self._sqs
+
+    def publish(self, body: bytes, *, key: str) -> None:
+        try:
+            if self._url is None:
+                self._url = str(self.client.get_queue_url(QueueName=self._queue)["QueueUrl"])
+            self.client.send_message(
+                QueueUrl=self._url,
+                MessageBody=body.decode("utf-8"),
+                MessageAttributes={"key": {"DataType": "String", "StringValue": key}},
+                **fifo_params(self._url, key),
+            )
+        except BOTO_ERRORS as exc:
+            raise translate(exc, f"sqs send {self._queue}") from exc
