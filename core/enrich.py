@@ -156,3 +156,19 @@ def parse_names(spec: str | Sequence[str] | None) -> list[str]:
     """``"malware, ocr"`` or a list -> ``["malware", "ocr"]`` (order kept, duplicates dropped)."""
     items = spec.split(",") if isinstance(spec, str) else list(spec or ())
     return list(dict.fromkeys(s.strip() for s in items if s and s.strip()))
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    """Read the enricher settings from a JSON file (``None``: no settings). Raises ConfigError."""
+    if not path:
+        return {}
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            conf = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"enrichment config {path}: {exc}") from exc
+    if not isinstance(conf, dict) or not all(isinstance(v, dict) for v in conf.values()):
+        raise ConfigError(f"enrichment config {path}: expected an object of objects (name -> settings)")
+    return conf

@@ -106,6 +106,7 @@ def _safe(getter: Any) -> Any:
 def _decode(data: bytes, part: Message) -> str:
     charset = _safe(part.get_content_charset) or "utf-8"
     try:
-        return data.decode(charset, "replace")
+        text = data.decode(charset, "replace")
     except LookupError:
-        return data.decode("utf-8", "replace")
+        text = data.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n")

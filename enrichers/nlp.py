@@ -1,7 +1,7 @@
 """``language`` (lingua, restricted to a configured set) and ``sentiment`` (VADER, English only).
 
-Both read the body: the text part, else the HTML part with its tags stripped; quoted lines (``>``) are dropped.
-lingua with every language loaded costs about 1 GB, so only the configured languages are ever loaded.
+Both read the body: the text part, else the HTML part with its tags stripped; quoted lines (``>``) are
+dropped. lingua with every language loaded costs about 1 GB, so only the configured languages are loaded.
 
 Config::
 

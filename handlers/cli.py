@@ -16,6 +16,7 @@ def _parse_cmd(args: argparse.Namespace) -> int:
     from core.settings import Settings
 
     limits = Settings.from_env().limits
+    names, enrich_config = _enrich_args(args)
     status = 0
     out = sys.stdout.buffer
     for path in args.files:
@@ -26,9 +27,29 @@ def _parse_cmd(args: argparse.Namespace) -> int:
             status = 1
             continue
         result = parse(raw, limits=limits)
-        out.write(dumps(result.message.to_dict()) + b"\n")
+        document = result.message.to_dict()
+        if names:
+            from core.enrich import run_enrichers
+            from core.errors import TransientError
+
+            try:
+                document["enrichments"] = run_enrichers(document, result.payloads, raw, names, enrich_config)
+            except TransientError as exc:
+                print(f"mailpipe parse: {path}: enrichment engine unavailable: {exc}", file=sys.stderr)
+                status = 1
+                continue
+        out.write(dumps(document) + b"\n")
         out.flush()
     return status
+
+
+def _enrich_args(args: argparse.Namespace) -> tuple[list[str], dict]:
+    """``--enrich a,b`` and ``--enrich-config FILE.json`` (``{"malware": {"clamd": "unix:/..."}}``)."""
+    if not args.enrich:
+        return [], {}
+    from core.enrich import load_config, parse_names
+
+    return parse_names(args.enrich), load_config(args.enrich_config)
 
 
 def _serve_cmd(args: argparse.Namespace) -> int:
@@ -53,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     pp = sub.add_parser("parse", help="print the canonical JSON of each message, one line per file")
     pp.add_argument("files", nargs="+", metavar="FILE", help="RFC 5322 message files ('-' for stdin)")
+    pp.add_argument("--enrich", metavar="NAME,...", help="run these enrichers (docs/enrichers.md)")
+    pp.add_argument("--enrich-config", metavar="FILE", help="JSON file: enricher name -> its settings")
     pp.set_defaults(func=_parse_cmd)
     sp = sub.add_parser("serve", help="run the SMTP edge ingester and the parsing worker")
     sp.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:2525)")
