@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import smtplib
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -138,3 +141,43 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     yield start
     for proc in started:
         proc.stop()
+
+
+class Edge:
+    """An in-process edge server (real aiosmtpd on loopback) and the store it writes to."""
+
+    def __init__(self, port: int, store: Any) -> None:
+        self.port, self.store = port, store
+
+    def client(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=10)
+
+    def raw_keys(self) -> list[str]:
+        return sorted(k for k in self.store.list("raw/") if k.endswith(".eml"))
+
+
+@pytest.fixture
+def edge() -> Iterator[Callable[..., Edge]]:
+    """Factory: start the edge with Settings overrides on a private event loop thread."""
+    loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Server, threading.Thread]] = []
+
+    def start(store: Any = None, **overrides: Any) -> Edge:
+        from core.settings import Settings
+        from handlers.smtp_edge import start_edge
+        from providers.local.store import MemoryStore
+
+        store = store if store is not None else MemoryStore(f"edge-{uuid.uuid4().hex}")
+        cfg = Settings.from_env({}, **{"listen": "127.0.0.1:0", "domains": ("example.com",), **overrides})
+        loop = asyncio.new_event_loop()
+        server = loop.run_until_complete(start_edge(cfg, store))
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        loops.append((loop, server, thread))
+        return Edge(server.sockets[0].getsockname()[1], store)
+
+    yield start
+    for loop, server, thread in loops:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

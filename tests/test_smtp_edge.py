@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import smtplib
 import socket
 import ssl
 import subprocess
-import threading
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
@@ -22,48 +20,15 @@ from core.keys import envelope_key, message_id, raw_key
 from core.model import Envelope
 from core.settings import Settings
 from core.smtpdata import DataDecoder, DataError
-from handlers.smtp_edge import start_edge
 from providers.local.store import MemoryStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
+    from conftest import Edge
+
 MSG = b"From: a@sender.org\r\nTo: b@example.com\r\nSubject: t\r\n\r\nHello\r\n"
-
-
-class Edge:
-    def __init__(self, port: int, store: Any) -> None:
-        self.port, self.store = port, store
-
-    def client(self) -> smtplib.SMTP:
-        return smtplib.SMTP("127.0.0.1", self.port, timeout=10)
-
-    def raw_keys(self) -> list[str]:
-        return sorted(k for k in self.store.list("raw/") if k.endswith(".eml"))
-
-
-@pytest.fixture
-def edge() -> Iterator[Callable[..., Edge]]:
-    """Factory: start the edge with Settings overrides on a private event loop thread."""
-    loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Server, threading.Thread]] = []
-
-    def start(store: Any = None, **overrides: Any) -> Edge:
-        store = store if store is not None else MemoryStore(f"edge-{uuid.uuid4().hex}")
-        cfg = Settings.from_env({}, **{"listen": "127.0.0.1:0", "domains": ("example.com",), **overrides})
-        loop = asyncio.new_event_loop()
-        server = loop.run_until_complete(start_edge(cfg, store))
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        loops.append((loop, server, thread))
-        return Edge(server.sockets[0].getsockname()[1], store)
-
-    yield start
-    for loop, server, thread in loops:
-        loop.call_soon_threadsafe(server.close)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
 
 
 def _queued_id(reply: bytes) -> str:
