@@ -53,7 +53,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     bport, qport = free_port(), free_port()
     emu = Emulator([exe, "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--silent",
                     "--blobHost", "127.0.0.1", "--blobPort", str(bport), "--queueHost", "127.0.0.1",
-                    "--queuePort", str(qport), "--location", str(tmp_path_factory.mktemp("azurite"))],
+                    "--queuePort", str(qport)],
                    tmp_path_factory.mktemp("azurite-log") / "azurite.log")
     emu.wait_ready(lambda: _answers(f"http://127.0.0.1:{bport}/") and _answers(f"http://127.0.0.1:{qport}/"),
                    30, "azurite")

@@ -48,8 +48,9 @@ class Emulator:
 
     def __init__(self, argv: list[str], log: Path) -> None:
         self.log = log
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(log, "wb") as out:  # cwd: the log's folder, so no emulator leaves files in the work tree
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent,
+                                         start_new_session=True)
 
     def wait_ready(self, ready: Callable[[], bool], timeout: float, name: str) -> None:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,109 @@
+"""Azure Blob store and Storage Queue publisher: calls only (credentials and errors: providers/azure/sdk.py).
+
+The SDKs are imported on first use. Point them at azurite with its well-known connection string in
+``AZURE_STORAGE_CONNECTION_STRING``; without it the platform's managed identity is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from core.errors import BackendUnavailable, ConfigError, ObjectNotFound
+from providers.azure.sdk import check_key, make_client, translate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from core.settings import Settings
+
+
+class BlobStore:
+    """``azblob://ACCOUNT/CONTAINER[/PREFIX]``; ``if_absent`` uploads with If-None-Match: *."""
+
+    def __init__(self, account: str, container: str, prefix: str = "", *, client: Any = None) -> None:
+        self.account, self.bucket = account, container
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._container = client
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> BlobStore:
+        parts = urlsplit(url)
+        container, _, prefix = parts.path.lstrip("/").partition("/")
+        if parts.scheme != "azblob" or not parts.netloc or not container:
+            raise ConfigError(f"Azure Blob URL must be azblob://ACCOUNT/CONTAINER[/PREFIX], got {url!r}")
+        return cls(parts.netloc, container, prefix)
+
+    def _cc(self) -> Any:
+        if self._container is None:
+            from azure.storage.blob import ContainerClient
+
+            self._container = make_client(ContainerClient, self.account, "blob", container_name=self.bucket)
+        return self._container
+
+    def get(self, key: str) -> bytes:
+        name = self.prefix + check_key(key)
+        try:
+            return self._cc().download_blob(name).readall()  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise (translate(exc, f"blob get {name}") or exc) from exc
+
+    def put(self, key: str, data: bytes, *, content_type: str, if_absent: bool = False) -> bool:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import ContentSettings
+
+        name = self.prefix + check_key(key)
+        try:
+            self._cc().upload_blob(name, data, overwrite=not if_absent,
+                                   content_settings=ContentSettings(content_type=content_type))
+        except ResourceExistsError:
+            return False
+        except Exception as exc:
+            raise (translate(exc, f"blob put {name}") or exc) from exc
+        return True
+
+    def exists(self, key: str) -> bool:
+        name = self.prefix + check_key(key)
+        try:
+            return self._cc().get_blob_client(name).exists()  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise (translate(exc, f"blob exists {name}") or exc) from exc
+
+    def list(self, prefix: str) -> Iterator[str]:
+        try:
+            for name in self._cc().list_blob_names(name_starts_with=self.prefix + prefix):
+                yield name[len(self.prefix) :]
+        except Exception as exc:
+            raise (translate(exc, f"blob list {self.prefix + prefix}") or exc) from exc
+
+
+class QueuePublisher:
+    """``azqueue://ACCOUNT/QUEUE``. Bodies are base64-encoded, as the Functions queue trigger expects.
+
+    A Storage Queue message has no attributes, so ``key`` is not sent (the notification body carries the id).
+    """
+
+    def __init__(self, account: str, queue: str, *, client: Any = None) -> None:
+        self.account, self.queue, self._client = account, queue, client
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> QueuePublisher:
+        parts = urlsplit(url)
+        queue = parts.path.strip("/")
+        if parts.scheme != "azqueue" or not parts.netloc or not queue or "/" in queue:
+            raise ConfigError(f"Azure queue URL must be azqueue://ACCOUNT/QUEUE, got {url!r}")
+        return cls(parts.netloc, queue)
+
+    def publish(self, body: bytes, *, key: str) -> None:
+        if self._client is None:
+            from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
+
+            self._client = make_client(QueueClient, self.account, "queue", queue_name=self.queue,
+                                       message_encode_policy=BinaryBase64EncodePolicy())
+        try:
+            self._client.send_message(body)
+        except Exception as exc:
+            mapped = translate(exc, f"queue send {self.queue}")
+            if isinstance(mapped, ObjectNotFound):  # a missing queue is set-up trouble: retry, then poison
+                mapped = BackendUnavailable(str(mapped))
+            raise (mapped or exc) from exc
