@@ -1,0 +1,56 @@
+"""What a routing rule sees: message facts (computed once) and the per-recipient context. Stdlib only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Facts:
+    """Message-level facts, computed once per message from the canonical parsed dict."""
+
+    __slots__ = ("att_count", "att_names", "att_size", "att_types", "enrich", "headers", "sender", "subject")
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        env = doc.get("envelope") or {}
+        frm = doc.get("from") or [{}]
+        self.sender = str(env.get("mail_from") or frm[0].get("address") or "").lower()
+        self.subject = doc.get("subject") or ""
+        self.headers: dict[str, list[str]] = {}
+        for h in doc.get("headers") or ():
+            self.headers.setdefault(h["name"].lower(), []).append(h["value"])
+        atts = list(_attachments(doc))
+        self.att_types = [str(a.get("content_type") or "").lower() for a in atts]
+        self.att_names = [str(a.get("filename") or "").lower() for a in atts]
+        self.att_count, self.att_size = len(atts), sum(int(a.get("size") or 0) for a in atts)
+        self.enrich: dict[str, Any] = doc.get("enrichments") or {}
+
+
+def _attachments(doc: dict[str, Any]) -> Any:
+    yield from doc.get("attachments") or ()
+    for m in doc.get("messages") or ():
+        yield from _attachments(m)
+
+
+class Ctx:
+    """What one rule sees: the message facts plus one envelope recipient (lower-cased) and regex captures."""
+
+    __slots__ = ("captures", "domain", "facts", "local", "recipient", "tag")
+
+    def __init__(self, facts: Facts, recipient: str) -> None:
+        self.facts, self.recipient = facts, recipient.lower()
+        local, _, self.domain = self.recipient.rpartition("@")
+        self.local, _, self.tag = local.partition("+")
+        self.captures: dict[str, str] = {}
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2]
+
+
+def lookup(data: Any, dotted_path: str) -> Any:
+    """``enrichments`` lookup: ``"malware.result.verdict"`` -> value or None (never raises)."""
+    for part in dotted_path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data

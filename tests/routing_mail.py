@@ -1,0 +1,53 @@
+"""Test helpers for routing/webhooks/projections: one realistic message, parsed by the real core.mime."""
+
+from __future__ import annotations
+
+import base64
+from email.message import EmailMessage
+from typing import Any
+
+from core.mime import parse
+from core.model import Envelope
+
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+SUBJECT = "Invoice 42 \u2013 M\u00e4rz"  # non-ASCII on purpose (RFC 2047 round trip)
+TEXT = "Hello,\nplease find invoice 42 attached.\n"
+HTML = '<p>Hello,</p><p>please find <b>invoice 42</b> attached.</p><img src="cid:logo@pay.example">'
+
+
+def raw_message() -> bytes:
+    """multipart/mixed: text + html (related, inline PNG) + a PDF attachment; two customers in To/Cc."""
+    m = EmailMessage()
+    m["From"] = "Alice Payer <alice@pay.example>"
+    m["To"] = "Billing <billing+inv@acme.example>, Bob <bob@globex.example>"
+    m["Cc"] = "Carol <carol@pay.example>"
+    m["Subject"] = SUBJECT
+    m["Message-ID"] = "<inv42@pay.example>"
+    m["Date"] = "Sun, 29 Nov 2026 07:00:00 +0000"
+    m["X-Priority"] = "1"
+    m.set_content(TEXT)
+    m.add_alternative(HTML, subtype="html")
+    html_part = m.get_payload()[1]
+    html_part.add_related(PNG, maintype="image", subtype="png", cid="<logo@pay.example>", filename="logo.png")
+    m.add_attachment(PDF, maintype="application", subtype="pdf", filename="invoice 42.pdf")
+    return m.as_bytes()
+
+
+def parsed(
+    raw: bytes | None = None,
+    rcpts: tuple[str, ...] = ("billing+inv@acme.example", "bob@globex.example"),
+    sender: str = "bounces+x@pay.example",
+    enrichments: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """(canonical parsed dict, attachment payloads by key), as the pipeline builds them."""
+    env = Envelope(mail_from=sender, rcpt_to=rcpts, client_ip="192.0.2.7")
+    result = parse(raw or raw_message(), envelope=env)
+    doc = result.message.to_dict()
+    doc["raw_key"] = f"raw/{doc['id']}.eml"
+    if enrichments:
+        doc["enrichments"] = enrichments
+    return doc, dict(result.payloads)
