@@ -11,8 +11,8 @@ import re
 from core.charsets import decode
 
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]+")
-_B64_PAD_TAIL = re.compile(rb"=+[\s=]*\Z")
-_EW = re.compile(r"=\?([^?\s]{1,60})\?([QqBb])\?(.*?)\?=")
+_B64_PAD_TAIL = re.compile(rb"=[\s=]*+\Z")
+_EW = re.compile(r"=\?([^?\s]{1,60})\?([QqBb])\?([^?]*+)\?=")
 _NON_ASCII = re.compile(r"([^\x00-\x7f]+)")
 _EW_GAP = re.compile(r"[ \t\r\n]*\Z")
 _UU_BEGIN = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} [^\r\n]*\r?\n", re.M)

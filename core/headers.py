@@ -11,15 +11,17 @@ from urllib.parse import unquote_to_bytes
 from core.charsets import decode, decode_header_bytes
 from core.encodings import decode_words
 
-_FIELD = re.compile(r"([^\s:][^:\n]*?)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)")
 _FOLD = re.compile(r"[ \t]*\r?\n[ \t]+|\r(?=\n)")
 _OPEN_WORD = re.compile(r"=\?[^?\s]+\?[QqBb]\?[^?\s]*\Z")
-_LINE = re.compile(r"[^\n]*(?:\n[ \t][^\n]*)*")
+# Possessive quantifiers (3.11+) keep these linear on megabyte-long lines.
+_FIELDS = re.compile(r"^([^\s:][^:\n]*+):[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)", re.M)
+_NOT_FIELD = re.compile(r"^[^\s:][^:\n]*+$", re.M)
 _PARAM = re.compile(
     r"""\s*;?\s*([^=;\s"]*)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))?""", re.S
 )
 _SECTION = re.compile(r"^(.*?)\*(\d+)(\*?)$|^(.*?)(\*)$")
 _CT_COMMENT = re.compile(r'("(?:[^"\\]|\\.)*")|\([^()]*\)')
+_PARAM_SPECIALS = ('"', "*", "=?", "\\", "\n")
 _MSGID = re.compile(r"<([^<>]*)>")
 _TYPE = re.compile(r"\s*([^/;\s]+)\s*(?:/\s*([^;\s]*))?")
 
@@ -47,16 +49,12 @@ def split_fields(block: bytes) -> tuple[list[tuple[str, str]], list[str]]:
 
 
 def _fields_of(text: str, problems: list[str]) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for m in _LINE.finditer(text):
-        line = m.group()
-        if not line.strip():
-            continue
-        f = _FIELD.match(line)
-        if f is None:
-            problems.append(f"not a header field: {line[:40]!r}")
-            continue
-        out.append((f.group(1), _unfold(f.group(2))))
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    out = [(n.rstrip(), _unfold(v) if "\n" in v else v.strip()) for n, v in _FIELDS.findall(text)]
+    bad = _NOT_FIELD.search(text)
+    if bad is not None:
+        problems.append(f"not a header field: {bad.group()[:40]!r}")
     return out
 
 
@@ -96,6 +94,8 @@ def content_type(value: str | None) -> tuple[str, str, dict[str, str]]:
 
 def params(text: str) -> dict[str, str]:
     """``; name=value`` parameters, RFC 2231 continuations and charsets joined and decoded."""
+    if not any(c in text for c in _PARAM_SPECIALS):
+        return _simple_params(text)
     plain: dict[str, str] = {}
     sections: dict[str, list[tuple[int, str, bool]]] = {}
     for m in _PARAM.finditer(text):
@@ -118,6 +118,16 @@ def params(text: str) -> dict[str, str]:
     for name, parts in sections.items():
         plain[name] = _join_2231(sorted(parts, key=lambda p: p[0]))
     return {k: decode_words(v) if "=?" in v else v for k, v in plain.items()}
+
+
+def _simple_params(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in text.split(";")[:64]:
+        name, eq, val = item.partition("=")
+        name = name.strip().lower()
+        if eq and name and " " not in name and "\t" not in name:
+            out.setdefault(name, val.strip())
+    return out
 
 
 def _join_2231(parts: list[tuple[int, str, bool]]) -> str:

@@ -54,11 +54,14 @@ class Tree:
         hend, bstart = self._header_end(start, end, path)
         fields, probs = split_fields(self.buf[start:hend])
         self.problems.extend((path, "charset_fallback" if p[:5] == "8-bit" else "malformed_header", p) for p in probs)
-        ctype, sub, params = content_type(_get(fields, "content-type") or default)
+        fmap: dict[str, str] = {}
+        for n, v in fields:
+            fmap.setdefault(n.lower(), v)
+        ctype, sub, params = content_type(fmap.get("content-type") or default)
         if not sub:  # RFC 2045 5.2: an invalid type is read as text/plain (a bare "multipart" as mixed)
             ctype, sub = ("multipart", "mixed") if ctype == "multipart" else ("text", "plain")
-        disp, _, dparams = content_type(_get(fields, "content-disposition"))
-        cte = (_get(fields, "content-transfer-encoding") or "").strip().lower()[:40]
+        disp, _, dparams = content_type(fmap.get("content-disposition"))
+        cte = (fmap.get("content-transfer-encoding") or "").strip().lower()[:40]
         p = Part(path, fields, ctype, sub, params, disp or None, dparams, cte, bstart, end)
         self.count += 1
         if ctype == "multipart":
