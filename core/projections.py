@@ -142,3 +142,21 @@ def sendgrid(view: dict[str, Any], content: Content) -> Form:
     for i, (att, data, name) in enumerate(files, start=1):
         form.files.append(FilePart(f"attachment{i}", name, att["content_type"], data))
     return form
+
+
+def render(fmt: str, doc: dict[str, Any], payloads: dict[str, bytes]) -> bytes:
+    """What ``mailpipe parse --format FMT`` prints: canonical JSON, Postmark JSON, or for the multipart forms
+    ``{"fields": [[name, value], ...], "files": [{name, filename, content_type, size, content_base64}]}``.
+    The Mailgun preview is signed with an empty key (real webhooks use the configured signing key)."""
+    from core.model import dumps
+
+    def content(att: dict[str, Any]) -> bytes | None:
+        return payloads.get(att.get("key") or "")
+
+    if fmt == "postmark":
+        return dumps(postmark(doc, content))
+    if fmt == "mailgun":
+        return dumps(mailgun(doc, content, signing_key="", timestamp=0).to_json())
+    if fmt == "sendgrid":
+        return dumps(sendgrid(doc, content).to_json())
+    return dumps(doc)

@@ -69,7 +69,7 @@ class WebhookTarget:
     """One configured receiver. ``backoff``: first retry delay (s), doubling up to ``backoff_max``."""
 
     name: str
-    url: str
+    url: str = field(repr=False)  # may carry Basic-auth credentials
     secret: str = field(repr=False)
     format: str = "mailpipe"
     timeout: float = 10.0

@@ -1,6 +1,8 @@
-"""The ``mailpipe`` command line: ``parse`` one or more messages, ``serve`` the local pipeline.
+"""The ``mailpipe`` command line: ``parse`` one or more messages, ``serve`` the local pipeline,
+``webhook-verify`` a signed webhook (docs/rules.md).
 
-Exit codes: 0 success; 1 an input could not be read; 2 bad usage or configuration.
+Exit codes: 0 success; 1 an input could not be read (webhook-verify: invalid signature); 2 bad usage or
+configuration.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import Sequence
 
 def _parse_cmd(args: argparse.Namespace) -> int:
     from core.mime import parse
-    from core.model import dumps
     from core.settings import Settings
 
     limits = Settings.from_env().limits
@@ -38,7 +39,7 @@ def _parse_cmd(args: argparse.Namespace) -> int:
                 print(f"mailpipe parse: {path}: enrichment engine unavailable: {exc}", file=sys.stderr)
                 status = 1
                 continue
-        out.write(dumps(document) + b"\n")
+        out.write(_render(args.format, document, result.payloads) + b"\n")
         out.flush()
     return status
 
@@ -50,6 +51,29 @@ def _enrich_args(args: argparse.Namespace) -> tuple[list[str], dict]:
     from core.enrich import load_config, parse_names
 
     return parse_names(args.enrich), load_config(args.enrich_config)
+
+
+def _render(fmt: str, document: dict, payloads: dict[str, bytes]) -> bytes:
+    from core.projections import render
+
+    return render(fmt, document, payloads)
+
+
+def _verify_cmd(args: argparse.Namespace) -> int:
+    import os
+
+    from core.webhooks import verify
+
+    secret = args.secret or os.environ.get(args.secret_env or "", "")
+    if args.body in (None, "-"):
+        body = sys.stdin.buffer.read()
+    else:
+        with open(args.body, "rb") as f:
+            body = f.read()
+    ok = bool(secret) and verify(secret, args.id, args.timestamp, args.signature, body,
+                                 tolerance=args.tolerance)
+    print("valid" if ok else "invalid", file=sys.stderr)
+    return 0 if ok else 1
 
 
 def _serve_cmd(args: argparse.Namespace) -> int:
@@ -76,7 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("files", nargs="+", metavar="FILE", help="RFC 5322 message files ('-' for stdin)")
     pp.add_argument("--enrich", metavar="NAME,...", help="run these enrichers (docs/enrichers.md)")
     pp.add_argument("--enrich-config", metavar="FILE", help="JSON file: enricher name -> its settings")
+    pp.add_argument("--format", default="mailpipe", choices=["mailpipe", "postmark", "mailgun", "sendgrid"],
+                    help="print a webhook projection instead of the canonical JSON (docs/rules.md)")
     pp.set_defaults(func=_parse_cmd)
+    vp = sub.add_parser("webhook-verify", help="check a Standard Webhooks signature (0 valid, 1 invalid)")
+    vp.add_argument("--secret", help="whsec_... (prefer --secret-env: argv is visible to other users)")
+    vp.add_argument("--secret-env", metavar="NAME", help="environment variable holding the whsec_ secret")
+    vp.add_argument("--id", required=True, help="the webhook-id header")
+    vp.add_argument("--timestamp", required=True, help="the webhook-timestamp header")
+    vp.add_argument("--signature", required=True, help="the webhook-signature header")
+    vp.add_argument("--body", help="file with the exact request body (default: stdin)")
+    vp.add_argument("--tolerance", type=int, default=300, help="max clock skew in seconds (default 300)")
+    vp.set_defaults(func=_verify_cmd)
     sp = sub.add_parser("serve", help="run the SMTP edge ingester and the parsing worker")
     sp.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:2525)")
     sp.add_argument("--store", help="store URL (default file://./var/mail)")

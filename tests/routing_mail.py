@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from email.message import EmailMessage
 from typing import Any
 
@@ -19,8 +20,12 @@ TEXT = "Hello,\nplease find invoice 42 attached.\n"
 HTML = '<p>Hello,</p><p>please find <b>invoice 42</b> attached.</p><img src="cid:logo@pay.example">'
 
 
+@functools.cache
 def raw_message() -> bytes:
-    """multipart/mixed: text + html (related, inline PNG) + a PDF attachment; two customers in To/Cc."""
+    """multipart/mixed: text + html (related, inline PNG) + a PDF; two customers in To/Cc.
+
+    Cached: the same bytes every call (MIME boundaries are random per build, and the message id hashes them).
+    """
     m = EmailMessage()
     m["From"] = "Alice Payer <alice@pay.example>"
     m["To"] = "Billing <billing+inv@acme.example>, Bob <bob@globex.example>"
