@@ -20,7 +20,7 @@ import pytest
 
 from core.errors import MalformedEvent
 from core.ports import Delivery, ObjectRef
-from providers.aws.events import decode_record, is_sqs_batch, record_id
+from providers.aws.events import bind_store, decode_record, is_sqs_batch, record_id
 
 EVENTS = Path(__file__).parent / "fixtures" / "events" / "aws"
 BUCKET = "mailpipe-dev-mail"
@@ -121,3 +121,15 @@ def test_batch_kind_detection() -> None:
 def test_record_ids() -> None:
     assert record_id(load("sqs_s3_put.json")["Records"][0]) == "059f36b4-87a3-44ab-83d2-661975830a7d"
     assert record_id(load("sns_s3.json")["Records"][0]) == "95df01b4-ee98-5cb9-9903-4c221d41eb5e"
+
+
+def test_store_bound_decoder_strips_the_prefix_and_rejects_other_buckets() -> None:
+    from providers.aws.clients import S3Store
+
+    record = load("sqs_s3_put.json")["Records"][0]
+    (d,) = bind_store(S3Store(BUCKET, "raw"))(record)
+    assert d.ref.key == "0123456789abcdef0123456789abcdef.eml"
+    (d,) = bind_store(S3Store(BUCKET, "elsewhere/"))(record)
+    assert d.ref.key == K1  # outside the store's prefix: left as is, the pipeline ignores it
+    with pytest.raises(MalformedEvent, match="not this store"):
+        bind_store(S3Store("another-bucket"))(record)
