@@ -29,9 +29,11 @@ AZURITE = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "az
 
 
 def connection_string(blob_port: int, queue_port: int) -> str:
-    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{blob_port}/{ACCOUNT};"
-            f"QueueEndpoint=http://127.0.0.1:{queue_port}/{ACCOUNT};")
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{blob_port}/{ACCOUNT};"
+        f"QueueEndpoint=http://127.0.0.1:{queue_port}/{ACCOUNT};"
+    )
 
 
 def _answers(url: str) -> bool:
@@ -51,12 +53,29 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if exe is None:
         pytest.skip("azurite is not installed (npm ci at the repo root; `make test` does it)")
     bport, qport = free_port(), free_port()
-    emu = Emulator([exe, "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--silent",
-                    "--blobHost", "127.0.0.1", "--blobPort", str(bport), "--queueHost", "127.0.0.1",
-                    "--queuePort", str(qport)],
-                   tmp_path_factory.mktemp("azurite-log") / "azurite.log")
-    emu.wait_ready(lambda: _answers(f"http://127.0.0.1:{bport}/") and _answers(f"http://127.0.0.1:{qport}/"),
-                   30, "azurite")
+    emu = Emulator(
+        [
+            exe,
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(bport),
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            str(qport),
+        ],
+        tmp_path_factory.mktemp("azurite-log") / "azurite.log",
+    )
+    emu.wait_ready(
+        lambda: _answers(f"http://127.0.0.1:{bport}/") and _answers(f"http://127.0.0.1:{qport}/"),
+        30,
+        "azurite",
+    )
     conn = connection_string(bport, qport)
     from azure.storage.blob import BlobServiceClient
 

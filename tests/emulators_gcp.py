@@ -46,11 +46,12 @@ def http_ok(url: str) -> bool:
 class Emulator:
     """A child process in its own process group, stopped by pid; its output goes to a log file."""
 
-    def __init__(self, argv: list[str], log: Path) -> None:
+    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         with open(log, "wb") as out:  # cwd: the log's folder, so no emulator leaves files in the work tree
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent, env=env, start_new_session=True
+            )
 
     def wait_ready(self, ready: Callable[[], bool], timeout: float, name: str) -> None:
         deadline = time.monotonic() + timeout
@@ -80,8 +81,20 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not exe.exists():
         pytest.skip("gcp-storage-emulator is not installed (pip install -e '.[dev]')")
     port = free_port()
-    emu = Emulator([str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
-                    "--default-bucket", GCS_BUCKET], tmp_path_factory.mktemp("gcs") / "gcs.log")
+    emu = Emulator(
+        [
+            str(exe),
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+            "--default-bucket",
+            GCS_BUCKET,
+        ],
+        tmp_path_factory.mktemp("gcs") / "gcs.log",
+    )
     endpoint = f"http://127.0.0.1:{port}"
     emu.wait_ready(lambda: http_ok(f"{endpoint}/storage/v1/b/{GCS_BUCKET}"), 30, "gcp-storage-emulator")
     yield endpoint
@@ -93,8 +106,9 @@ def pubsub_emulator_binary() -> str | None:
     gcloud = shutil.which("gcloud")
     if gcloud is None or shutil.which("java") is None:
         return None
-    root = subprocess.run([gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True,
-                          text=True, timeout=60).stdout.strip()
+    root = subprocess.run(
+        [gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True, text=True, timeout=60
+    ).stdout.strip()
     exe = Path(root) / "platform" / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
     return str(exe) if exe.exists() else None
 
@@ -104,8 +118,10 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``127.0.0.1:PORT`` of the Pub/Sub emulator (the PUBSUB_EMULATOR_HOST value)."""
     exe = pubsub_emulator_binary()
     if exe is None:
-        pytest.skip("Pub/Sub emulator needs the Google Cloud CLI's pubsub-emulator component and Java; "
-                    "neither comes from a package registry")
+        pytest.skip(
+            "Pub/Sub emulator needs the Google Cloud CLI's pubsub-emulator component and Java; "
+            "neither comes from a package registry"
+        )
     port = free_port()
     log = tmp_path_factory.mktemp("pubsub") / "pubsub.log"
     emu = Emulator([exe, "--host=127.0.0.1", f"--port={port}"], log)

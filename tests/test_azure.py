@@ -42,13 +42,22 @@ def load(name: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
-        ("eventgrid_blob_created.json",
-         [Delivery("831e1650-001e-001b-66ab-eeb76e069631", ObjectRef("inbound", RAW, 2417))]),
-        ("eventgrid_blob_created_odd_name.json",
-         [Delivery("831e1650-001e-001b-66ab-eeb76e069632",
-                   ObjectRef("inbound", "drop/café a+b%41.eml", 12))]),
-        ("cloudevent_blob_created.json",
-         [Delivery("9aeb0fdf-c01e-0131-0922-9eb54906e209", ObjectRef("inbound", RAW, 2417))]),
+        (
+            "eventgrid_blob_created.json",
+            [Delivery("831e1650-001e-001b-66ab-eeb76e069631", ObjectRef("inbound", RAW, 2417))],
+        ),
+        (
+            "eventgrid_blob_created_odd_name.json",
+            [
+                Delivery(
+                    "831e1650-001e-001b-66ab-eeb76e069632", ObjectRef("inbound", "drop/café a+b%41.eml", 12)
+                )
+            ],
+        ),
+        (
+            "cloudevent_blob_created.json",
+            [Delivery("9aeb0fdf-c01e-0131-0922-9eb54906e209", ObjectRef("inbound", RAW, 2417))],
+        ),
         ("eventgrid_blob_deleted.json", []),
     ],
 )
@@ -73,7 +82,8 @@ def test_azurite_path_style_url() -> None:
 
 def test_decode_blob_trigger_name() -> None:
     assert events.decode_blob("inbound/raw/a b.eml", invocation_id="inv-1", length=3) == [
-        Delivery("inv-1", ObjectRef("inbound", "raw/a b.eml", 3))]
+        Delivery("inv-1", ObjectRef("inbound", "raw/a b.eml", 3))
+    ]
     with pytest.raises(MalformedEvent):
         events.decode_blob("no-slash", invocation_id="inv-2")
 
@@ -118,8 +128,11 @@ def test_blob_prefix_and_content_type(azure_env: str) -> None:
     store = BlobStore.from_url(f"azblob://{ACCOUNT}/{CONTAINER}/{sub}")
     store.put("raw/a.eml", b"Subject: x\r\n\r\n", content_type="message/rfc822")
     assert list(store.list("raw/")) == ["raw/a.eml"]
-    props = BlobServiceClient.from_connection_string(azure_env).get_blob_client(
-        CONTAINER, f"{sub}/raw/a.eml").get_blob_properties()
+    props = (
+        BlobServiceClient.from_connection_string(azure_env)
+        .get_blob_client(CONTAINER, f"{sub}/raw/a.eml")
+        .get_blob_properties()
+    )
     assert (props.content_settings.content_type, props.size) == ("message/rfc822", 14)
 
 
@@ -133,8 +146,9 @@ def test_blob_unreachable_is_backend_unavailable() -> None:
     from azure.storage.blob import ContainerClient
 
     dead = connection_string(free_port(), free_port())
-    store = BlobStore(ACCOUNT, CONTAINER, client=ContainerClient.from_connection_string(
-        dead, CONTAINER, retry_total=0))
+    store = BlobStore(
+        ACCOUNT, CONTAINER, client=ContainerClient.from_connection_string(dead, CONTAINER, retry_total=0)
+    )
     with pytest.raises(BackendUnavailable):
         store.get("raw/a.eml")
     with pytest.raises(BackendUnavailable):

@@ -11,13 +11,18 @@ Fixture shapes follow the documented payloads (they are not captures from a live
 from __future__ import annotations
 
 import json
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from contract_store import StoreContract
-from emulators_gcp import free_port
+from emulators_gcp import Emulator, free_port
 
 from core.errors import BackendUnavailable, MalformedEvent, ObjectNotFound, Throttled
 from core.ports import Delivery, ObjectRef
@@ -25,6 +30,9 @@ from providers import open_publisher, open_store
 from providers.gcp import events
 from providers.gcp.clients import GcsStore, PubSubPublisher
 from providers.gcp.sdk import translate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 EVENTS = Path(__file__).parent / "fixtures" / "events" / "gcp"
 BUCKET = "mailpipe-test"
@@ -41,12 +49,29 @@ def load(name: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
-        ("storage_object_finalized.json", [Delivery("9795305557361254", ObjectRef(
-            "globex-inbound-mail", "raw/0f3c2a9d8b7e6f5a4c3b2a1908f7e6d5.eml", 2417))]),
-        ("storage_object_finalized_odd_name.json", [Delivery("9795305557361255", ObjectRef(
-            "globex-inbound-mail", "drop/a+b %41 été.eml", 12))]),
-        ("pubsub_object_finalize.json", [Delivery("11254372658736401", ObjectRef(
-            "globex-inbound-mail", "raw/0f3c2a9d8b7e6f5a4c3b2a1908f7e6d5.eml"), attempt=3)]),
+        (
+            "storage_object_finalized.json",
+            [
+                Delivery(
+                    "9795305557361254",
+                    ObjectRef("globex-inbound-mail", "raw/0f3c2a9d8b7e6f5a4c3b2a1908f7e6d5.eml", 2417),
+                )
+            ],
+        ),
+        (
+            "storage_object_finalized_odd_name.json",
+            [Delivery("9795305557361255", ObjectRef("globex-inbound-mail", "drop/a+b %41 été.eml", 12))],
+        ),
+        (
+            "pubsub_object_finalize.json",
+            [
+                Delivery(
+                    "11254372658736401",
+                    ObjectRef("globex-inbound-mail", "raw/0f3c2a9d8b7e6f5a4c3b2a1908f7e6d5.eml"),
+                    attempt=3,
+                )
+            ],
+        ),
         ("storage_object_deleted.json", []),
         ("pubsub_push_object_delete.json", []),
     ],
@@ -57,8 +82,13 @@ def test_decode_recorded_events(fixture: str, expected: list[Delivery]) -> None:
 
 def test_decode_bare_pubsub_push_body() -> None:
     body = load("pubsub_object_finalize.json")["data"]
-    assert events.decode(body) == [Delivery("11254372658736401", ObjectRef(
-        "globex-inbound-mail", "raw/0f3c2a9d8b7e6f5a4c3b2a1908f7e6d5.eml"), attempt=3)]
+    assert events.decode(body) == [
+        Delivery(
+            "11254372658736401",
+            ObjectRef("globex-inbound-mail", "raw/0f3c2a9d8b7e6f5a4c3b2a1908f7e6d5.eml"),
+            attempt=3,
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -67,8 +97,13 @@ def test_decode_bare_pubsub_push_body() -> None:
         {"type": events.FINALIZED, "id": "1", "data": {"bucket": "b"}},  # no name
         {"type": events.FINALIZED, "id": "1", "data": "not an object"},
         {"type": events.FINALIZED, "id": "1", "data": {"bucket": "b", "name": "k", "size": "many"}},
-        {"type": events.PUBSUB_PUBLISHED, "id": "2", "data": {"message": {"attributes": {
-            "eventType": "OBJECT_FINALIZE", "objectId": "k"}, "messageId": "2"}}},  # no bucketId
+        {
+            "type": events.PUBSUB_PUBLISHED,
+            "id": "2",
+            "data": {
+                "message": {"attributes": {"eventType": "OBJECT_FINALIZE", "objectId": "k"}, "messageId": "2"}
+            },
+        },  # no bucketId
         {"type": "com.example.other", "id": "3", "data": {}},
         {"id": "4"},
     ],
@@ -185,3 +220,154 @@ def test_pubsub_missing_topic_is_transient(pubsub_topic: tuple[str, str]) -> Non
 def test_pubsub_url_forms() -> None:
     assert PubSubPublisher.from_url("pubsub://p1/t1").topic_path == "projects/p1/topics/t1"
     assert PubSubPublisher.from_url("pubsub://projects/p1/topics/t1").topic_path == "projects/p1/topics/t1"
+
+
+# --- the handler as a real functions-framework server, GCS + Pub/Sub emulators behind it ---
+
+MAIL = Path(__file__).parent / "fixtures" / "mail"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FunctionServer:
+    """``functions-framework --target on_event`` in a subprocess on a free port (killed by pid)."""
+
+    def __init__(
+        self, env: dict[str, str], log: Path, source: Path = ROOT / "handlers" / "gcp_function.py"
+    ) -> None:
+        self.port = free_port()
+        argv = [
+            str(Path(sys.executable).with_name("functions-framework")),
+            "--target",
+            "on_event",
+            "--signature-type",
+            "cloudevent",
+            "--source",
+            str(source),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.emu = Emulator(argv, log, env)
+        self.emu.wait_ready(lambda: _listening(self.port), 60, "functions-framework")
+
+    def post(self, event: dict[str, Any], *, binary: bool = True) -> int:
+        if binary:  # binary content mode: attributes as ce-* headers, data as the body
+            headers = {f"ce-{k}": str(v) for k, v in event.items() if k != "data"}
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(event["data"]).encode()
+        else:  # structured content mode: the whole event as application/cloudevents+json
+            headers, body = {"Content-Type": "application/cloudevents+json"}, json.dumps(event).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/", data=body, headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def finalized_event(store: GcsStore, key: str) -> dict[str, Any]:
+    """The Eventarc CloudEvent GCS would send for ``key`` (the emulator sends none), from real metadata."""
+    from google.cloud import storage
+
+    name = store.prefix + key
+    blob = storage.Client().bucket(store.bucket).get_blob(name)
+    return {
+        "specversion": "1.0",
+        "type": events.FINALIZED,
+        "id": f"{blob.generation}",
+        "source": f"//storage.googleapis.com/projects/_/buckets/{store.bucket}",
+        "subject": f"objects/{name}",
+        "time": "2026-11-29T07:31:02.118Z",
+        "datacontenttype": "application/json",
+        "data": blob._properties,
+    }
+
+
+def seed(store: GcsStore, eml: bytes) -> str:
+    from core.keys import message_id, raw_key
+
+    key = raw_key(message_id(eml, None))
+    store.put(key, eml, content_type="message/rfc822")
+    return key
+
+
+@pytest.fixture
+def gcp_function(gcs_env: str, pubsub_topic: tuple[str, str], tmp_path: Path) -> Iterator[Any]:
+    """Factory: start the function for a fresh ``gs://bucket/<prefix>`` and the test's topic."""
+    servers: list[FunctionServer] = []
+
+    def start(topic: str | None = None) -> tuple[FunctionServer, GcsStore]:
+        prefix = f"fn-{uuid.uuid4().hex[:8]}"
+        project, name = pubsub_topic[0].split("/")[1], (topic or pubsub_topic[0].split("/")[3])
+        env = {
+            **os.environ,
+            "MAILPIPE_STORE": f"gs://{BUCKET}/{prefix}",
+            "MAILPIPE_QUEUE": f"pubsub://{project}/{name}",
+        }
+        servers.append(FunctionServer(env, tmp_path / f"ff-{len(servers)}.log"))
+        return servers[-1], GcsStore(BUCKET, prefix)
+
+    yield start
+    for server in servers:
+        server.emu.stop()
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "structured"])
+def test_function_server_parses_and_publishes(
+    gcp_function: Any, pubsub_topic: tuple[str, str], binary: bool
+) -> None:
+    server, store = gcp_function()
+    key = seed(store, (MAIL / "mixed.eml").read_bytes())
+    mid = key[4:-4]
+    event = finalized_event(store, key)
+    assert server.post(event, binary=binary) == 200
+    doc = json.loads(store.get(f"parsed/{mid}.json"))
+    assert (doc["id"], doc["raw_key"]) == (mid, key)
+    [note] = pull(pubsub_topic[1], 1)
+    assert (json.loads(note.data)["id"], note.attributes["key"]) == (mid, mid)
+    before = store.get(f"parsed/{mid}.json")
+    assert server.post(event, binary=binary) == 200  # redelivery: same bytes, same keys
+    assert store.get(f"parsed/{mid}.json") == before
+    assert sorted(store.list("parsed/")) == [f"parsed/{mid}.json"]
+
+
+@pytest.mark.emulator
+def test_function_server_quarantines_and_acks_bad_events(gcp_function: Any) -> None:
+    server, store = gcp_function()
+    bad = {
+        "specversion": "1.0",
+        "type": events.FINALIZED,
+        "id": "bad-1",
+        "source": "//storage.googleapis.com/x",
+        "data": {"bucket": BUCKET},
+    }  # no object name
+    assert server.post(bad) == 200
+    [qkey] = store.list("quarantine/")
+    assert json.loads(store.get(qkey))["reason"] == "bad_event"
+    missing = finalized_event(store, seed(store, b"Subject: gone\r\n\r\nx\r\n"))
+    missing["data"] = {**missing["data"], "name": f"{store.prefix}raw/{'0' * 32}.eml"}
+    assert server.post(missing) == 200  # object vanished: permanent, quarantined, acknowledged
+    assert f"quarantine/{'0' * 32}.json" in set(store.list("quarantine/"))
+    other = {**missing, "data": {**missing["data"], "bucket": "someone-elses-bucket"}}
+    assert server.post(other) == 200
+    assert len(list(store.list("quarantine/"))) == 3
+
+
+@pytest.mark.emulator
+def test_function_server_transient_failure_is_500(gcp_function: Any) -> None:
+    server, store = gcp_function(topic=f"missing-{uuid.uuid4().hex[:6]}")
+    key = seed(store, (MAIL / "plain.eml").read_bytes())
+    assert server.post(finalized_event(store, key)) == 500  # Eventarc/Pub/Sub redelivers, then dead-letters
+    assert list(store.list("quarantine/")) == []

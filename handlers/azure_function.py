@@ -1,0 +1,28 @@
+"""Azure Functions v2 app (shipped as ``function_app.py``): Event Grid BlobCreated and blob triggers.
+
+Return -> completed (DONE, QUARANTINED, IGNORED); RETRY raises -> Event Grid retries, then dead-letters; the
+blob trigger tries 5 times, then ``webjobs-blobtrigger-poison``. Bindings read the app settings
+MAILPIPE_STORAGE (connection) and MAILPIPE_CONTAINER. Queue variant: handlers/azure_queue_function.py.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from handlers import compose, run_or_raise
+from providers.azure.events import bind_store, decode_blob, decode_event
+
+(STORE, PIPELINE), app = compose(), func.FunctionApp()
+
+
+@app.event_grid_trigger(arg_name="event")
+def on_event_grid(event: func.EventGridEvent) -> None:
+    record = {"id": event.id, "eventType": event.event_type, "data": event.get_json()}
+    run_or_raise(PIPELINE, bind_store(STORE, decode_event), record)
+
+
+@app.blob_trigger(arg_name="blob", path="%MAILPIPE_CONTAINER%/raw/{name}", connection="MAILPIPE_STORAGE",
+                  source="EventGrid")
+def on_blob(blob: func.InputStream) -> None:
+    decode = bind_store(STORE, lambda n: decode_blob(n, invocation_id=f"blob:{n}", length=blob.length))
+    run_or_raise(PIPELINE, decode, blob.name)
