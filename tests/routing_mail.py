@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import functools
+import socket
+import threading
+import time
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from core.mime import parse
 from core.model import Envelope
+from core.webhooks import verify
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 PNG = base64.b64decode(
@@ -56,3 +61,45 @@ def parsed(
     if enrichments:
         doc["enrichments"] = enrichments
     return doc, dict(result.payloads)
+
+
+class Receiver:
+    """A real HTTP server; ``script`` says how to answer each POST in turn (then 200 forever)."""
+
+    def __init__(self, script: list[Any], secret: str = SECRET) -> None:
+        self.script, self.secret, self.requests = list(script), secret, []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                h = {k.lower(): v for k, v in self.headers.items()}
+                ok = verify(receiver.secret, h.get("webhook-id", ""), h.get("webhook-timestamp", ""),
+                            h.get("webhook-signature", ""), body)
+                receiver.requests.append({"headers": h, "body": body, "valid": ok, "at": time.monotonic()})
+                action = receiver.script.pop(0) if receiver.script else 200
+                if action == "hang":
+                    time.sleep(0.6)  # longer than the client timeout
+                    return
+                if action == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send_response(action if ok else 401)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+
+    def __enter__(self) -> Receiver:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -12,13 +12,11 @@ import io
 import json
 import logging
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from routing_mail import SECRET, parsed
+from routing_mail import SECRET, Receiver, parsed
 
 from core.dispatch import Dispatcher
 from core.log import JsonFormatter
@@ -30,48 +28,6 @@ from providers.local.memory import MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-
-class Receiver:
-    """A real HTTP server; ``script`` says how to answer each POST in turn (then 200 forever)."""
-
-    def __init__(self, script: list[Any], secret: str = SECRET) -> None:
-        self.script, self.secret, self.requests = list(script), secret, []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                h = {k.lower(): v for k, v in self.headers.items()}
-                ok = verify(receiver.secret, h.get("webhook-id", ""), h.get("webhook-timestamp", ""),
-                            h.get("webhook-signature", ""), body)
-                receiver.requests.append({"headers": h, "body": body, "valid": ok, "at": time.monotonic()})
-                action = receiver.script.pop(0) if receiver.script else 200
-                if action == "hang":
-                    time.sleep(0.6)  # longer than the client timeout
-                    return
-                if action == "drop":
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                self.send_response(action if ok else 401)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-
-    def __enter__(self) -> Receiver:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
