@@ -63,7 +63,7 @@ def _name(text: str | None) -> str | None:
 def _simple(value: str) -> list[Address] | None:
     """Fast path for the common ``Name <a@b>, c@d`` lists (no quotes, comments, groups); None otherwise."""
     out: list[Address] = []
-    for raw in value.split(","):
+    for raw in value.split(",", MAX_ADDRESSES)[:MAX_ADDRESSES]:
         item = raw.strip()
         lt = item.find("<")
         if lt < 0:
@@ -86,11 +86,12 @@ def parse_addresses(value: str | None) -> list[Address]:
     """Every mailbox in an address-list header, in order; never raises."""
     if not value:
         return []
+    value = value[:MAX_CHARS]
     if not any(c in value for c in _SPECIALS) and (fast := _simple(value)) is not None:
         return fast
     out: list[Address] = []
     box, depth, cstart = _Box(), 0, 0
-    for m in _TOKEN.finditer(value[:MAX_CHARS]):
+    for m in _TOKEN.finditer(value):
         kind, tok = m.lastgroup, m.group()
         if depth:
             depth += 1 if tok == "(" else -1 if tok == ")" else 0

@@ -78,7 +78,7 @@ def resolve(charset: str | None) -> tuple[str, ...]:
         info = codecs.lookup(name)
     except (LookupError, ValueError, TypeError):
         return ()
-    if info.name in _REFUSED or not getattr(info, "_is_text_encoding", True):
+    if info.name.replace("-", "_") in _REFUSED or not getattr(info, "_is_text_encoding", True):
         return ()
     return (info.name,)
 
