@@ -11,6 +11,7 @@ Fixture shapes follow the documented payloads (they are not captures from a live
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import uuid
 from pathlib import Path
@@ -206,3 +207,178 @@ def test_queue_missing_is_transient(azure_env: str) -> None:
 def test_queue_bad_url_is_config_error() -> None:
     with pytest.raises(ConfigError):
         QueuePublisher.from_url("azqueue://acct/a/b")
+
+
+# --- the v2 function apps, loaded and invoked with real azure.functions objects against azurite ---
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIL = Path(__file__).parent / "fixtures" / "mail"
+
+
+def load_app(path: Path) -> Any:
+    """Import a function app file fresh (it composes its pipeline from the environment at import)."""
+    spec = importlib.util.spec_from_file_location(f"function_app_{uuid.uuid4().hex[:8]}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def functions(module: Any) -> dict[str, Any]:
+    return {f.get_function_name(): f for f in module.app.get_functions()}
+
+
+def bindings(function: Any) -> list[dict[str, Any]]:
+    """The binding JSON the worker sends to the host (function.json's ``bindings``)."""
+    return [json.loads(b) for b in function.get_raw_bindings()]
+
+
+@pytest.fixture
+def deployed(azure_env: str, azure_queue: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Factory: load an app for a fresh ``azblob://.../<prefix>`` and the test's queue -> (module, store)."""
+
+    def load(path: Path, queue: str = azure_queue) -> tuple[Any, BlobStore]:
+        prefix = f"fn-{uuid.uuid4().hex[:8]}"
+        monkeypatch.setenv("MAILPIPE_STORE", f"azblob://{ACCOUNT}/{CONTAINER}/{prefix}")
+        monkeypatch.setenv("MAILPIPE_QUEUE", f"azqueue://{ACCOUNT}/{queue}")
+        return load_app(path), BlobStore(ACCOUNT, CONTAINER, prefix)
+
+    return load
+
+
+def seed(store: BlobStore, eml: bytes) -> tuple[str, str]:
+    from core.keys import message_id, raw_key
+
+    key = raw_key(message_id(eml, None))
+    store.put(key, eml, content_type="message/rfc822")
+    return key, key[4:-4]
+
+
+def grid_event(store: BlobStore, key: str) -> dict[str, Any]:
+    """The BlobCreated event Event Grid would send (azurite sends none), from the real blob's URL and size."""
+    blob = store._cc().get_blob_client(store.prefix + key)
+    props = blob.get_blob_properties()
+    return {
+        "id": f"eg-{uuid.uuid4()}",
+        "topic": f"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}",
+        "subject": f"/blobServices/default/containers/{CONTAINER}/blobs/{store.prefix + key}",
+        "eventType": events.BLOB_CREATED,
+        "eventTime": "2026-11-29T07:31:02.9584103Z",
+        "dataVersion": "",
+        "metadataVersion": "1",
+        "data": {
+            "api": "PutBlob",
+            "contentType": props.content_settings.content_type,
+            "contentLength": props.size,
+            "blobType": "BlockBlob",
+            "url": blob.url,
+        },
+    }
+
+
+def to_func_event(event: dict[str, Any]) -> Any:
+    import azure.functions as func
+
+    return func.EventGridEvent(
+        id=event["id"],
+        data=event["data"],
+        topic=event["topic"],
+        subject=event["subject"],
+        event_type=event["eventType"],
+        event_time=None,
+        data_version=event["dataVersion"],
+    )
+
+
+def notifications(conn: str, queue: str) -> list[dict[str, Any]]:
+    return [json.loads(base64.b64decode(m.content)) for m in receive_all(conn, queue)]
+
+
+def test_registered_bindings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPIPE_STORE", "memory://bindings")
+    monkeypatch.setenv("MAILPIPE_QUEUE", "memory://bindings")
+    grid = functions(load_app(ROOT / "handlers" / "azure_function.py"))
+    assert set(grid) == {"on_event_grid", "on_blob"}
+    [eg] = bindings(grid["on_event_grid"])
+    assert (eg["type"], eg["direction"], eg["name"]) == ("eventGridTrigger", "IN", "event")
+    [blob] = bindings(grid["on_blob"])
+    assert (blob["type"], blob["path"], blob["connection"], blob["source"]) == (
+        "blobTrigger", "%MAILPIPE_CONTAINER%/raw/{name}", "MAILPIPE_STORAGE", "EventGrid")  # fmt: skip
+    queue = functions(load_app(ROOT / "handlers" / "azure_queue_function.py"))
+    [q] = bindings(queue["on_queue"])
+    assert (q["type"], q["direction"], q["queueName"], q["connection"]) == (
+        "queueTrigger", "IN", "%MAILPIPE_EVENTS_QUEUE%", "MAILPIPE_STORAGE")  # fmt: skip
+
+
+@pytest.mark.emulator
+def test_event_grid_trigger_parses_and_notifies(deployed: Any, azure_env: str, azure_queue: str) -> None:
+    app, store = deployed(ROOT / "handlers" / "azure_function.py")
+    key, mid = seed(store, (MAIL / "mixed.eml").read_bytes())
+    event = to_func_event(grid_event(store, key))
+    on_event_grid = functions(app)["on_event_grid"].get_user_function()  # get_functions() once per app
+    on_event_grid(event)
+    doc = json.loads(store.get(f"parsed/{mid}.json"))
+    assert (doc["id"], doc["raw_key"]) == (mid, key)
+    assert [n["id"] for n in notifications(azure_env, azure_queue)] == [mid]
+    before = store.get(f"parsed/{mid}.json")
+    on_event_grid(event)  # redelivery: same keys, same bytes
+    assert store.get(f"parsed/{mid}.json") == before
+    assert list(store.list("parsed/")) == [f"parsed/{mid}.json"]
+
+
+@pytest.mark.emulator
+def test_blob_trigger_parses(deployed: Any) -> None:
+    import azure.functions as func
+
+    app, store = deployed(ROOT / "handlers" / "azure_function.py")
+    eml = (MAIL / "alternative.eml").read_bytes()
+    key, mid = seed(store, eml)
+    blob = func.blob.InputStream(data=eml, name=f"{CONTAINER}/{store.prefix}{key}", length=len(eml), uri=None)
+    functions(app)["on_blob"].get_user_function()(blob)
+    assert json.loads(store.get(f"parsed/{mid}.json"))["id"] == mid
+
+
+@pytest.mark.emulator
+def test_queue_trigger_parses_with_dequeue_count(deployed: Any, azure_env: str, azure_queue: str) -> None:
+    from azure.functions.queue import QueueMessage
+
+    app, store = deployed(ROOT / "handlers" / "azure_queue_function.py")
+    key, mid = seed(store, (MAIL / "plain.eml").read_bytes())
+    body = json.dumps(grid_event(store, key)).encode()
+    functions(app)["on_queue"].get_user_function()(QueueMessage(id="m-1", body=body, dequeue_count=2))
+    assert json.loads(store.get(f"parsed/{mid}.json"))["id"] == mid
+    assert [n["id"] for n in notifications(azure_env, azure_queue)] == [mid]
+
+
+@pytest.mark.emulator
+def test_bad_events_are_quarantined_and_completed(deployed: Any) -> None:
+    from azure.functions.queue import QueueMessage
+
+    app, store = deployed(ROOT / "handlers" / "azure_queue_function.py")
+    on_queue = functions(app)["on_queue"].get_user_function()
+    on_queue(QueueMessage(id="m-bad", body=b"{not json", dequeue_count=1))  # returns: the message is deleted
+    key, _ = seed(store, b"Subject: x\r\n\r\ny\r\n")
+    gone = grid_event(store, key)
+    gone["data"]["url"] = gone["data"]["url"].replace(key[4:-4], "0" * 32)
+    on_queue(QueueMessage(id="m-gone", body=json.dumps(gone).encode(), dequeue_count=1))
+    foreign = grid_event(store, key)
+    foreign["data"]["url"] = foreign["data"]["url"].replace(f"/{CONTAINER}/", "/other-container/")
+    on_queue(QueueMessage(id="m-foreign", body=json.dumps(foreign).encode(), dequeue_count=1))
+    reasons = sorted(json.loads(store.get(k))["reason"] for k in store.list("quarantine/"))
+    assert reasons == ["bad_event", "bad_event", "object_missing"]
+
+
+@pytest.mark.emulator
+def test_transient_failure_raises_for_host_retry(deployed: Any) -> None:
+    from azure.functions.queue import QueueMessage
+
+    from core.errors import TransientError
+
+    app, store = deployed(
+        ROOT / "handlers" / "azure_queue_function.py", queue=f"missing-{uuid.uuid4().hex[:6]}"
+    )
+    key, _ = seed(store, (MAIL / "plain.eml").read_bytes())
+    message = QueueMessage(id="m-1", body=json.dumps(grid_event(store, key)).encode(), dequeue_count=5)
+    with pytest.raises(TransientError):  # the host retries, then moves the message to <queue>-poison
+        functions(app)["on_queue"].get_user_function()(message)
+    assert list(store.list("quarantine/")) == []

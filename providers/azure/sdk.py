@@ -12,6 +12,7 @@ backstop.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -33,6 +34,8 @@ def check_key(key: str) -> str:
 
 def make_client(cls: Any, account: str, service: str, **kwargs: Any) -> Any:
     """An SDK client (``ContainerClient``, ``QueueClient``) for ``account``. Raises ConfigError."""
+    # azure-core logs every request and response header at INFO: keep our JSON log lines readable.
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     conn = os.environ.get(CONNECTION_STRING_ENV)
     if conn:
         client = cls.from_connection_string(conn, **kwargs, **CLIENT_OPTIONS)
