@@ -144,9 +144,13 @@ def notification(doc: dict[str, Any], attachment_keys: list[str]) -> dict[str, A
     }
 
 
-def pending_raw_keys(store: ObjectStore) -> Iterator[str]:
-    """Raw messages with neither ``parsed/<id>.json`` nor a quarantine record (work lost by a crash)."""
-    done = {k[len(PARSED_PREFIX) : -5] for k in store.list(PARSED_PREFIX)}
+def pending_raw_keys(store: ObjectStore, done_prefix: str = PARSED_PREFIX) -> Iterator[str]:
+    """Raw messages with neither a ``<done_prefix><id>...`` object nor a quarantine record (lost work).
+
+    ``parsed/<id>.json`` is written before the notification is published, so a runner that must also recover
+    lost notifications records its own completion marker after ``process_key`` and passes that prefix.
+    """
+    done = {k[len(done_prefix) :].partition(".")[0] for k in store.list(done_prefix)}
     done |= {k[len(QUARANTINE_PREFIX) : -5] for k in store.list(QUARANTINE_PREFIX)}
     for key in sorted(store.list(RAW_PREFIX)):
         mid = id_from_raw_key(key) if key.endswith(RAW_SUFFIX) else None

@@ -11,10 +11,10 @@ import signal
 from typing import TYPE_CHECKING
 
 from core.log import configure
-from core.pipeline import Pipeline, pending_raw_keys
+from core.pipeline import Pipeline
 from handlers.smtp_edge import start_edge
 from providers import open_publisher, open_store
-from providers.local.worker import LocalWorker
+from providers.local.worker import run_local
 
 if TYPE_CHECKING:
     from core.ports import ObjectStore
@@ -26,13 +26,10 @@ def serve(settings: Settings) -> int:
     configure(settings.log_level)
     store = open_store(settings.store_url, settings)
     pipeline = Pipeline(store, open_publisher(settings.queue_url, settings), settings)
-    worker = LocalWorker(pipeline.process_key).start()
-    if hasattr(store, "add_listener"):  # a cloud store has no in-process event: its bucket trigger parses
-        store.add_listener(worker.submit)
-        for key in pending_raw_keys(store):
-            worker.submit(key)
+    worker = run_local(store, pipeline.process_key) if hasattr(store, "add_listener") else None
     asyncio.run(_edge_until_signal(settings, store))
-    worker.stop()
+    if worker:  # a cloud store has no in-process event: its bucket trigger runs the parser
+        worker.stop()
     return 0
 
 

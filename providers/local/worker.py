@@ -1,8 +1,9 @@
 """The local stand-in for a cloud trigger: an in-process queue of created keys and worker threads.
 
-Keys come from the store's object-created event (and the start-up backlog). RETRY outcomes are re-queued with
-a growing delay (like a queue's visibility timeout); nothing is dropped while the process lives, and a restart
-re-finds unfinished work from the store itself (core.pipeline.pending_raw_keys).
+Keys come from the store's object-created event and, at start-up, from the backlog: every raw message without
+a completion marker (``local/done/<id>``, written after the notification is published) or quarantine record.
+RETRY outcomes are re-queued with a growing delay (a queue's visibility timeout); nothing is dropped while the
+process lives, and a crash (kill -9) is recovered by the backlog scan on the next start.
 """
 
 from __future__ import annotations
@@ -12,22 +13,35 @@ import queue
 import threading
 from typing import TYPE_CHECKING
 
-from core.pipeline import Outcome
+from core.keys import id_from_raw_key
+from core.pipeline import Outcome, pending_raw_keys
+from providers.local.store import FolderStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from core.ports import ObjectStore
+
 log = logging.getLogger("mailpipe.worker")
+DONE_PREFIX = "local/done/"
 _STOP = ""
 
 
 class LocalWorker:
-    """Run ``process(key)`` on ``threads`` daemon threads; ``submit`` is safe from any thread."""
+    """Run ``process(key)`` on ``threads`` daemon threads; ``submit`` is safe from any thread.
+
+    ``finished(key)`` is called after a DONE or QUARANTINED outcome (used to record completion markers).
+    """
 
     def __init__(
-        self, process: Callable[[str], Outcome], *, threads: int = 1, max_delay: float = 60.0
+        self,
+        process: Callable[[str], Outcome],
+        *,
+        threads: int = 1,
+        max_delay: float = 60.0,
+        finished: Callable[[str], None] | None = None,
     ) -> None:
-        self._process, self._max_delay = process, max_delay
+        self._process, self._max_delay, self._finished = process, max_delay, finished
         self._queue: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._run, name=f"mailpipe-worker-{n}", daemon=True)
@@ -64,8 +78,10 @@ class LocalWorker:
                 return
             try:
                 outcome = self._process(key)
-            except Exception:  # Pipeline.process_key never raises; a bug must not kill the worker
-                log.exception("worker error", extra={"reason": "worker_bug"})
+                if self._finished and outcome in (Outcome.DONE, Outcome.QUARANTINED):
+                    self._finished(key)
+            except Exception:  # Pipeline.process_key never raises; a marker write may: retry the key
+                log.warning("worker step failed", extra={"reason": "worker_error"}, exc_info=True)
                 outcome = Outcome.RETRY
             if outcome is Outcome.RETRY:
                 self._retry_later(key, attempt)
@@ -75,14 +91,26 @@ class LocalWorker:
         delay = min(self._max_delay, 0.5 * 2**attempt)
         with self._lock:
             self._pending += 1
-        timer = threading.Timer(delay, self._resubmit, (key, attempt + 1))
+        timer = threading.Timer(delay, self._queue.put, ((key, attempt + 1),))
         timer.daemon = True
         timer.start()
-
-    def _resubmit(self, key: str, attempt: int) -> None:
-        self._queue.put((key, attempt))
 
     def _done(self) -> None:
         with self._lock:
             self._pending -= 1
             self._lock.notify_all()
+
+
+def run_local(store: ObjectStore, process: Callable[[str], Outcome]) -> LocalWorker:
+    """Wire ``process`` to the store's created event and submit the backlog; return the started worker."""
+    # a lost marker only means one idempotent re-run, so markers skip the fsyncs
+    markers = FolderStore(store.root, fsync=False) if isinstance(store, FolderStore) else store
+
+    def finished(key: str) -> None:
+        markers.put(f"{DONE_PREFIX}{id_from_raw_key(key)}", b"", content_type="text/plain")
+
+    worker = LocalWorker(process, finished=finished).start()
+    store.add_listener(worker.submit)  # type: ignore[attr-defined]
+    for key in pending_raw_keys(store, DONE_PREFIX):
+        worker.submit(key)
+    return worker
