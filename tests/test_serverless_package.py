@@ -1,0 +1,186 @@
+"""serverless.yml, offline: `serverless package --stage dev` (osls, Serverless Framework v3 line) must build a
+CloudFormation template that cfn-lint passes with zero errors, wired as docs/stages.md says, and a bundle that
+holds only what the function imports (boto3 comes with the Lambda runtime).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SLS = ROOT / "node_modules" / ".bin" / "serverless"
+CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}
+
+
+def package(stage: str, out: Path) -> subprocess.CompletedProcess[str]:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed (Debian package nodejs): the Serverless Framework needs it")
+    assert SLS.exists(), (
+        f"{SLS} missing: run `make install-test` (npm ci installs osls from package-lock.json)"
+    )
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(out.parent), "SLS_TELEMETRY_DISABLED": "1",
+        "SLS_NOTIFICATIONS_MODE": "off", "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline",
+    }  # fmt: skip
+    args = [str(SLS), "package", "--stage", stage, "--package", str(out)]
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sls") / "dev"
+    proc = package("dev", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def template(dev: Path) -> dict[str, Any]:
+    return json.loads((dev / "cloudformation-template-update-stack.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_cfn_lint_has_zero_errors(dev: Path) -> None:
+    assert CFN_LINT.exists(), "cfn-lint missing: run `make install-test` (dev extra)"
+    proc = subprocess.run(
+        [str(CFN_LINT), str(dev / "cloudformation-template-update-stack.json")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_bucket_notifies_the_inbox_queue_for_raw_eml_only(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    (cfg,) = res["MailBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert cfg["Event"] == "s3:ObjectCreated:*" and cfg["Queue"] == {"Fn::GetAtt": ["InboxQueue", "Arn"]}
+    assert cfg["Filter"]["S3Key"]["Rules"] == [
+        {"Name": "prefix", "Value": "raw/"},
+        {"Name": "suffix", "Value": ".eml"},
+    ]
+    assert res["MailBucket"]["Properties"]["BucketName"] == "mailpipe-dev-mail"
+    assert res["MailBucket"]["DependsOn"] == ["InboxQueuePolicy"]
+    (stmt,) = res["InboxQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert stmt["Principal"] == {"Service": "s3.amazonaws.com"} and stmt["Action"] == "sqs:SendMessage"
+    assert stmt["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:aws:s3:::mailpipe-dev-mail"}
+
+
+def test_inbox_has_a_dead_letter_queue_and_the_function_reports_partial_failures(
+    template: dict[str, Any],
+) -> None:
+    res = template["Resources"]
+    inbox = res["InboxQueue"]["Properties"]
+    assert inbox["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["InboxDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert inbox["VisibilityTimeout"] >= 6 * res["ParseLambdaFunction"]["Properties"]["Timeout"]
+    mapping = res["ParseEventSourceMappingSQSInboxQueue"]["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and mapping["BatchSize"] == 10
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["InboxQueue", "Arn"]}
+    assert res["DestinationQueue"]["Properties"]["QueueName"] == "mailpipe-dev-parsed"
+
+
+def test_function_settings_come_from_the_stage(template: dict[str, Any]) -> None:
+    fn = template["Resources"]["ParseLambdaFunction"]["Properties"]
+    assert (fn["MemorySize"], fn["Timeout"], fn["Handler"]) == (512, 60, "handlers/aws_lambda.handle")
+    env = fn["Environment"]["Variables"]
+    assert env["MAILPIPE_STORE"] == "s3://mailpipe-dev-mail"
+    assert env["MAILPIPE_QUEUE"] == {"Ref": "DestinationQueue"}
+    assert env["MAILPIPE_MAX_MESSAGE_BYTES"] == "26214400"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
+    role = template["Resources"]["IamRoleLambdaExecution"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    ours = {
+        ",".join(_as_list(s["Action"])): _as_list(s["Resource"])
+        for s in statements
+        if not s["Action"][0].startswith("logs:")
+    }
+    bucket = "arn:aws:s3:::mailpipe-dev-mail"
+    assert ours == {
+        "s3:GetObject": [f"{bucket}/raw/*"],
+        "s3:PutObject": [f"{bucket}/{p}/*" for p in ("parsed", "att", "quarantine")],
+        "s3:ListBucket": [bucket],  # so a missing key is 404 (quarantine), not 403 (retry)
+        "sqs:SendMessage": [{"Fn::GetAtt": ["DestinationQueue", "Arn"]}],
+        "sqs:ReceiveMessage,sqs:DeleteMessage,sqs:GetQueueAttributes": [
+            {"Fn::GetAtt": ["InboxQueue", "Arn"]}
+        ],
+    }
+
+
+def test_bundle_holds_only_what_the_function_needs(dev: Path) -> None:
+    names = zipfile.ZipFile(dev / "mailpipe.zip").namelist()
+    assert (
+        "handlers/aws_lambda.py" in names
+        and "core/pipeline.py" in names
+        and "providers/aws/clients.py" in names
+    )
+    allowed = (
+        "core/",
+        "providers/aws/",
+        "providers/__init__.py",
+        "handlers/__init__.py",
+        "handlers/aws_lambda.py",
+    )
+    assert [n for n in names if not n.startswith(allowed)] == []
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_bundle_imports_with_only_the_runtime_sdk(dev: Path, tmp_path: Path) -> None:
+    zipfile.ZipFile(dev / "mailpipe.zip").extractall(tmp_path)
+    probe = (
+        "import sys, json; before = set(sys.modules); sys.path.insert(0, sys.argv[1]);"
+        "import handlers.aws_lambda as h;"
+        "r = h.handle({'Records': []}, None);"
+        "new = {m: getattr(v, '__file__', None) for m, v in sys.modules.items() if m not in before};"
+        "print(json.dumps([r, new]))"
+    )
+    env = {
+        **os.environ,
+        "MAILPIPE_STORE": "s3://b",
+        "MAILPIPE_QUEUE": "sqs://q",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    result, modules = json.loads(proc.stdout)
+    assert result == {"batchItemFailures": []}
+    stdlib = Path(os.__file__).parent
+    foreign = {
+        m.split(".")[0] for m, f in modules.items()
+        if f and not Path(f).is_relative_to(tmp_path) and not Path(f).is_relative_to(stdlib)
+    }  # fmt: skip
+    assert foreign <= RUNTIME_PROVIDED, f"imports not in the bundle nor the Lambda runtime: {foreign}"
+    assert modules["core"].startswith(str(tmp_path))
+
+
+@pytest.mark.parametrize(("stage", "memory", "timeout"), [("acme", 1024, 120)])
+def test_worked_example_stage_packages(stage: str, memory: int, timeout: int, tmp_path: Path) -> None:
+    proc = package(stage, tmp_path / stage)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tpl = json.loads((tmp_path / stage / "cloudformation-template-update-stack.json").read_text())
+    fn = tpl["Resources"]["ParseLambdaFunction"]["Properties"]
+    assert (fn["MemorySize"], fn["Timeout"]) == (memory, timeout)
+    assert tpl["Resources"]["MailBucket"]["Properties"]["BucketName"] == "acme-inbound-mail"
+
+
+def test_a_non_aws_stage_is_refused(tmp_path: Path) -> None:
+    proc = package("globex", tmp_path / "globex")
+    assert proc.returncode != 0
+    assert "deploysOnlyCloudAws" in proc.stdout + proc.stderr  # the guard in serverless.yml custom:
