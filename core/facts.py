@@ -8,12 +8,14 @@ from typing import Any
 class Facts:
     """Message-level facts, computed once per message from the canonical parsed dict."""
 
-    __slots__ = ("att_count", "att_names", "att_size", "att_types", "enrich", "headers", "sender", "subject")
+    __slots__ = ("_values", "att_count", "att_names", "att_size", "att_types", "enrich", "headers", "sender",
+                 "sender_domain", "subject")
 
     def __init__(self, doc: dict[str, Any]) -> None:
         env = doc.get("envelope") or {}
         frm = doc.get("from") or [{}]
         self.sender = str(env.get("mail_from") or frm[0].get("address") or "").lower()
+        self.sender_domain = domain_of(self.sender)
         self.subject = doc.get("subject") or ""
         self.headers: dict[str, list[str]] = {}
         for h in doc.get("headers") or ():
@@ -23,6 +25,15 @@ class Facts:
         self.att_names = [str(a.get("filename") or "").lower() for a in atts]
         self.att_count, self.att_size = len(atts), sum(int(a.get("size") or 0) for a in atts)
         self.enrich: dict[str, Any] = doc.get("enrichments") or {}
+        self._values: dict[str, Any] = {}
+
+    def value(self, dotted_path: str) -> Any:
+        """``enrichments`` lookup, memoised per message (many rules read the same few paths)."""
+        try:
+            return self._values[dotted_path]
+        except KeyError:
+            v = self._values[dotted_path] = lookup(self.enrich, dotted_path)
+            return v
 
 
 def _attachments(doc: dict[str, Any]) -> Any:

@@ -46,10 +46,15 @@ class _Blank(dict[str, str]):
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """A compiled rule. ``need_rcpt`` / ``need_tag``: exact recipients / plus tags its top-level conjunction
+    requires (None: any), so ``evaluate`` skips it without calling the predicate."""
+
     name: str
     when: Pred
     actions: tuple[Action, ...]
     stop: bool
+    need_rcpt: frozenset[str] | None = None
+    need_tag: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,12 @@ class Customer:
     def evaluate(self, ctx: Ctx) -> list[tuple[Rule, dict[str, str]]]:
         """The rules that match ``ctx``, in order, with their regex captures; stops after a ``stop`` rule."""
         hits: list[tuple[Rule, dict[str, str]]] = []
+        rcpt, tag = ctx.recipient, ctx.tag
         for rule in self.rules:
+            if (rule.need_rcpt is not None and rcpt not in rule.need_rcpt) or (
+                rule.need_tag is not None and tag not in rule.need_tag
+            ):
+                continue
             if ctx.captures:
                 ctx.captures = {}
             if rule.when(ctx):
@@ -135,7 +145,18 @@ def _rule(spec: Any, path: Path, dests: Mapping[str, Any], hooks: Mapping[str, A
         raise RuleError((*path, "actions"), "expected a non-empty list of actions")
     actions = [a for i, x in enumerate(acts) for a in _action(x, (*path, "actions", i), dests, hooks)]
     return Rule(spec["name"], when, tuple(a for a in actions if a.kind != "stop"),
-                any(a.kind == "stop" for a in actions))
+                any(a.kind == "stop" for a in actions), _need(spec, "recipient"), _need(spec, "tag"))
+
+
+def _need(spec: dict[str, Any], leaf: str) -> frozenset[str] | None:
+    """The values a top-level conjunct ``leaf`` (in ``when`` or its ``all`` list) demands, else None."""
+    when = spec.get("when")
+    conjuncts = [when, *when.get("all", [])] if isinstance(when, dict) else []
+    for c in conjuncts:
+        v = c.get(leaf) if isinstance(c, dict) else None
+        if isinstance(v, str | list) and v:
+            return frozenset(x.lower() for x in (v if isinstance(v, list) else [v]))
+    return None
 
 
 def _action(spec: Any, path: Path, dests: Mapping[str, Any], hooks: Mapping[str, Any]) -> list[Action]:

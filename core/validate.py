@@ -9,7 +9,7 @@ from core.errors import ConfigError
 from core.webhooks import FORMATS, WebhookTarget, decode_secret
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 Path = tuple[str | int, ...]
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -87,3 +87,39 @@ def mapping(spec: Any, path: Path) -> dict[str, Any]:
 def name_ok(name: Any, path: Path) -> None:
     if not isinstance(name, str) or not NAME.match(name):
         raise RuleError(path, f"bad name {name!r}: use lower-case letters, digits, '-' and '_'")
+
+
+# Leaf argument checkers used by core.conditions: each returns the compiled value or raises RuleError.
+
+def strings_arg(v: Any, path: Path) -> frozenset[str]:
+    items = v if isinstance(v, list) else [v]
+    if not items or not all(isinstance(x, str) and x for x in items):
+        raise RuleError(path, "expected a non-empty string or a list of them")
+    return frozenset(x.lower() for x in items)
+
+
+def regex_arg(v: Any, path: Path) -> re.Pattern[str]:
+    if not isinstance(v, str):
+        raise RuleError(path, "expected a regular expression string")
+    try:
+        return re.compile(v)
+    except re.error as exc:
+        raise RuleError(path, f"bad regular expression: {exc}") from None
+
+
+def range_arg(v: Any, path: Path) -> Callable[[Any], bool]:
+    num = (int, float)
+    if isinstance(v, num) and not isinstance(v, bool):
+        return lambda x: x == v
+    if isinstance(v, dict) and v and set(v) <= {"min", "max"} and all(
+        isinstance(x, num) and not isinstance(x, bool) for x in v.values()
+    ):
+        lo, hi = v.get("min", float("-inf")), v.get("max", float("inf"))
+        return lambda x: isinstance(x, num) and not isinstance(x, bool) and lo <= x <= hi
+    raise RuleError(path, "expected a number or {min: N, max: N}")
+
+
+def bool_arg(v: Any, path: Path) -> bool:
+    if not isinstance(v, bool):
+        raise RuleError(path, "expected true or false")
+    return v
