@@ -11,7 +11,8 @@ from core.encodings import decode_words
 from core.model import Address
 
 _TOKEN = re.compile(
-    r"""(?P<q>"(?:[^"\\]|\\.)*"?)|(?P<a><[^<>]*>?)|(?P<c>[()])|(?P<s>[,;:])|(?P<w>[ \t\r\n]+)|(?P<t>[^\s"<>(),;:\\]+|\\.?|>)""",
+    r"""(?P<q>"(?:[^"\\]|\\.)*"?)|(?P<a><[^<>]*>?)|(?P<c>[()])|(?P<s>[,;:])|(?P<w>[ \t\r\n]+)"""
+    r"""|(?P<t>[^\s"<>(),;:\\]+|\\.?|>)""",
     re.S,
 )
 _COMMENT = re.compile(r"\(([^()]*)\)")

@@ -17,7 +17,9 @@ _MEDIA = ("image", "audio", "video")
 
 
 def select(root: Part) -> tuple[list[Part], list[Part], list[Part]]:
-    """(text_body, html_body, attachments) in document order; body lists hold text/plain resp. text/html parts."""
+    """(text_body, html_body, attachments) in document order.
+
+    The body lists hold only text/plain resp. text/html parts; attachments are every other leaf."""
     text: list[Part] = []
     html: list[Part] = []
     atts: list[Part] = []
@@ -43,7 +45,12 @@ def _leaves(p: Part) -> list[Part]:
 
 
 def _walk(
-    parts: list[Part], mtype: str, in_alt: bool, html: list[Part] | None, text: list[Part] | None, atts: list[Part]
+    parts: list[Part],
+    mtype: str,
+    in_alt: bool,
+    html: list[Part] | None,
+    text: list[Part] | None,
+    atts: list[Part],
 ) -> None:
     text_len = len(text) if text is not None else -1
     html_len = len(html) if html is not None else -1

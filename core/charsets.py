@@ -1,9 +1,9 @@
 """Charset names -> Python codecs, and lenient decoding with a recorded fallback. Stdlib only.
 
 Declared charsets are mapped to the superset real mailers actually emit (gb2312 -> gb18030, big5 -> big5hkscs,
-shift_jis -> cp932, euc-kr -> cp949, ...). When the declared charset is unknown or the bytes do not decode in it,
-``decode`` falls back to UTF-8 (if the bytes are valid UTF-8), else to the declared multi-byte codec with
-replacement characters, else windows-1252, and reports which charset it used so the caller can record a defect.
+shift_jis -> cp932, euc-kr -> cp949, ...). When the declared charset is unknown or the bytes do not decode
+in it, ``decode`` falls back to UTF-8 (if the bytes are valid UTF-8), else to the declared multi-byte codec
+with replacement characters, else windows-1252, and reports the charset used so the caller records a defect.
 """
 
 from __future__ import annotations

@@ -1,12 +1,25 @@
-"""RFC 5322 dates, leniently (obsolete zones, 2-digit years, missing seconds or weekday) -> ISO 8601 with offset."""
+"""RFC 5322 dates, leniently (obsolete zones, 2-digit years, no seconds/weekday) -> ISO 8601 with offset."""
 
 from __future__ import annotations
 
 import re
 
-_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-_ZONES = {"ut": 0, "utc": 0, "gmt": 0, "z": 0, "est": -5, "edt": -4, "cst": -6, "cdt": -5, "mst": -7,
-          "mdt": -6, "pst": -8, "pdt": -7}
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+_ZONES = {
+    "ut": 0,
+    "utc": 0,
+    "gmt": 0,
+    "z": 0,
+    "est": -5,
+    "edt": -4,
+    "cst": -6,
+    "cdt": -5,
+    "mst": -7,
+    "mdt": -6,
+    "pst": -8,
+    "pdt": -7,
+}
 _DATE = re.compile(
     r"(?:[A-Za-z]+\s*,?\s*)?(\d{1,2})[\s\-/]*([A-Za-z]{3})[A-Za-z]*\.?[\s\-/]*(\d{2,4})\s+"
     r"(\d{1,2})\s*:\s*(\d{1,2})(?:\s*:\s*(\d{1,2}))?(?:\.\d+)?\s*([+-]\s*\d{1,4}|[A-Za-z]{1,5})?"
@@ -39,7 +52,8 @@ def parse_date(value: str | None) -> str | None:
         return None
     off = _offset(zone)
     sign = "-" if off < 0 else "+"
-    return f"{y:04d}-{month:02d}-{d:02d}T{h:02d}:{mi:02d}:{min(s, 59):02d}{sign}{abs(off) // 60:02d}:{abs(off) % 60:02d}"
+    zone_text = f"{sign}{abs(off) // 60:02d}:{abs(off) % 60:02d}"
+    return f"{y:04d}-{month:02d}-{d:02d}T{h:02d}:{mi:02d}:{min(s, 59):02d}{zone_text}"
 
 
 def _offset(zone: str | None) -> int:

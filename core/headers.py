@@ -16,9 +16,7 @@ _OPEN_WORD = re.compile(r"=\?[^?\s]+\?[QqBb]\?[^?\s]*\Z")
 # Possessive quantifiers (3.11+) keep these linear on megabyte-long lines.
 _FIELDS = re.compile(r"^([^\s:][^:\n]*+):[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)", re.M)
 _NOT_FIELD = re.compile(r"^[^\s:][^:\n]*+$", re.M)
-_PARAM = re.compile(
-    r"""\s*;?\s*([^=;\s"]*)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))?""", re.S
-)
+_PARAM = re.compile(r"""\s*;?\s*([^=;\s"]*)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))?""", re.S)
 _SECTION = re.compile(r"^(.*?)\*(\d+)(\*?)$|^(.*?)(\*)$")
 _CT_COMMENT = re.compile(r'("(?:[^"\\]|\\.)*")|\([^()]*\)')
 _PARAM_SPECIALS = ('"', "*", "=?", "\\", "\n")
@@ -59,7 +57,7 @@ def _fields_of(text: str, problems: list[str]) -> list[tuple[str, str]]:
 
 
 def _unfold(value: str) -> str:
-    """Folding whitespace becomes one space, except inside an encoded word (split by a fold), where it goes."""
+    """Folding whitespace becomes one space, except inside an encoded word split by a fold, where it goes."""
     if "\n" not in value:
         return value.strip()
     if "=?" not in value:

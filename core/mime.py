@@ -20,6 +20,7 @@ from core.keys import attachment_key, message_id
 from core.model import Address, Attachment, Defect, Envelope, Header, Limits, ParsedMessage, ParseResult
 from core.parts import Part, Tree
 
+DEFAULT_LIMITS = Limits()
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
 _ADDRESS_FIELDS = ("from", "sender", "reply-to", "to", "cc", "bcc")
 
@@ -37,7 +38,7 @@ class _Ctx:
 
 
 def parse(
-    raw: bytes, *, limits: Limits = Limits(), envelope: Envelope | None = None, mid: str | None = None
+    raw: bytes, *, limits: Limits = DEFAULT_LIMITS, envelope: Envelope | None = None, mid: str | None = None
 ) -> ParseResult:
     """Parse ``raw`` into the parsed-message model plus decoded attachment bytes keyed by storage key.
 
@@ -55,11 +56,15 @@ def parse(
         return ParseResult(_empty(raw, mid, envelope, (defect,)), {})
 
 
-def _message(raw: bytes, ctx: _Ctx, mid: str, envelope: Envelope | None, path: str, depth: int) -> ParsedMessage:
+def _message(
+    raw: bytes, ctx: _Ctx, mid: str, envelope: Envelope | None, path: str, depth: int
+) -> ParsedMessage:
     problems: list[tuple[str, str, str]] = []
     buf = raw
     if len(raw) > ctx.limits.max_message_bytes:
-        problems.append((path, "limit_message_bytes", f"parsed the first {ctx.limits.max_message_bytes} bytes"))
+        problems.append(
+            (path, "limit_message_bytes", f"parsed the first {ctx.limits.max_message_bytes} bytes")
+        )
         buf = raw[: ctx.limits.max_message_bytes]
     tree = Tree(buf, ctx.limits, problems)
     tree.count = ctx.parts
@@ -73,8 +78,15 @@ def _message(raw: bytes, ctx: _Ctx, mid: str, envelope: Envelope | None, path: s
 
 
 def _assemble(
-    raw: bytes, mid: str, envelope: Envelope | None, root: Part, problems: list[tuple[str, str, str]],
-    text: str | None, html: str | None, atts: list[Attachment], messages: list[ParsedMessage],
+    raw: bytes,
+    mid: str,
+    envelope: Envelope | None,
+    root: Part,
+    problems: list[tuple[str, str, str]],
+    text: str | None,
+    html: str | None,
+    atts: list[Attachment],
+    messages: list[ParsedMessage],
 ) -> ParsedMessage:
     p = root.path
     hprobs: list[str] = []
@@ -92,14 +104,26 @@ def _assemble(
     problems.extend((p, "bad_encoded_word", x) for x in hprobs)
     subject = first.get("subject")
     return ParsedMessage(
-        id=mid, size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), envelope=envelope, headers=headers,
-        subject=unstructured(subject) if subject is not None else None, date=date,
+        id=mid,
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        envelope=envelope,
+        headers=headers,
+        subject=unstructured(subject) if subject is not None else None,
+        date=date,
         message_id=next(iter(msg_ids(first.get("message-id"))), None),
         in_reply_to=next(iter(msg_ids(first.get("in-reply-to"))), None),
         references=tuple(msg_ids(first.get("references"))),
-        from_=tuple(addrs["from"]), sender=tuple(addrs["sender"]), reply_to=tuple(addrs["reply-to"]),
-        to=tuple(addrs["to"]), cc=tuple(addrs["cc"]), bcc=tuple(addrs["bcc"]),
-        text=text, html=html, attachments=tuple(atts), messages=tuple(messages),
+        from_=tuple(addrs["from"]),
+        sender=tuple(addrs["sender"]),
+        reply_to=tuple(addrs["reply-to"]),
+        to=tuple(addrs["to"]),
+        cc=tuple(addrs["cc"]),
+        bcc=tuple(addrs["bcc"]),
+        text=text,
+        html=html,
+        attachments=tuple(atts),
+        messages=tuple(messages),
         defects=tuple(Defect(*x) for x in problems),
     )
 
@@ -110,7 +134,9 @@ def _payload(buf: bytes, part: Part, ctx: _Ctx, problems: list[tuple[str, str, s
     room = ctx.limits.max_decoded_bytes - ctx.decoded
     estimate = len(data) * 3 // 4 if part.cte == "base64" else len(data)
     if estimate > room:
-        problems.append((part.path, "limit_decoded_bytes", f"decoded output capped at {ctx.limits.max_decoded_bytes}"))
+        problems.append(
+            (part.path, "limit_decoded_bytes", f"decoded output capped at {ctx.limits.max_decoded_bytes}")
+        )
         data = data[: max(room, 0) * 4 // 3 if part.cte == "base64" else max(room, 0)]
     out, problem = transfer_decode(data, part.cte)
     if problem:
@@ -144,12 +170,19 @@ def _attachments(
         ctx.index += 1
         ctx.payloads[key] = data
         cid = part.first("content-id")
-        atts.append(Attachment(
-            filename=part.filename, content_type=part.mime, disposition=part.disposition,
-            content_id=cid.strip().strip("<>") or None if cid else None, size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(), key=key, part=part.path,
-            charset=part.params.get("charset") if part.ctype == "text" else None,
-        ))
+        atts.append(
+            Attachment(
+                filename=part.filename,
+                content_type=part.mime,
+                disposition=part.disposition,
+                content_id=cid.strip().strip("<>") or None if cid else None,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                key=key,
+                part=part.path,
+                charset=part.params.get("charset") if part.ctype == "text" else None,
+            )
+        )
         if part.mime in _MESSAGE_TYPES:
             if depth + 1 >= ctx.limits.max_depth:
                 problems.append((part.path, "limit_depth", "attached message not parsed: too deep"))
@@ -161,7 +194,25 @@ def _attachments(
 
 def _empty(raw: bytes, mid: str, envelope: Envelope | None, defects: tuple[Defect, ...]) -> ParsedMessage:
     return ParsedMessage(
-        id=mid, size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), envelope=envelope, headers=(),
-        subject=None, date=None, message_id=None, in_reply_to=None, references=(), from_=(), sender=(),
-        reply_to=(), to=(), cc=(), bcc=(), text=None, html=None, attachments=(), messages=(), defects=defects,
+        id=mid,
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        envelope=envelope,
+        headers=(),
+        subject=None,
+        date=None,
+        message_id=None,
+        in_reply_to=None,
+        references=(),
+        from_=(),
+        sender=(),
+        reply_to=(),
+        to=(),
+        cc=(),
+        bcc=(),
+        text=None,
+        html=None,
+        attachments=(),
+        messages=(),
+        defects=defects,
     )

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from core.headers import content_type, split_fields
-from core.model import Limits
+
+if TYPE_CHECKING:
+    from core.model import Limits
 
 _HEND = re.compile(rb"\n\r?\n")
 
@@ -53,7 +56,9 @@ class Tree:
     def part(self, start: int, end: int, path: str, depth: int, default: str = "text/plain") -> Part:
         hend, bstart = self._header_end(start, end, path)
         fields, probs = split_fields(self.buf[start:hend])
-        self.problems.extend((path, "charset_fallback" if p[:5] == "8-bit" else "malformed_header", p) for p in probs)
+        self.problems.extend(
+            (path, "charset_fallback" if p[:5] == "8-bit" else "malformed_header", p) for p in probs
+        )
         fmap: dict[str, str] = {}
         for n, v in fields:
             fmap.setdefault(n.lower(), v)
@@ -75,7 +80,9 @@ class Tree:
         m = _HEND.search(buf, start, end)
         hend, bstart = (m.start() + 1, m.end()) if m else (end, end)
         if hend - start > self.limits.max_header_bytes:
-            self.problems.append((path, "limit_header_bytes", f"header block over {self.limits.max_header_bytes}"))
+            self.problems.append(
+                (path, "limit_header_bytes", f"header block over {self.limits.max_header_bytes}")
+            )
             hend = start + self.limits.max_header_bytes
         return hend, bstart
 

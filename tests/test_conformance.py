@@ -1,9 +1,10 @@
-"""Conformance against the Stalwart mail-parser corpus (shared/corpus/stalwart-mail-parser, see its PROVENANCE.md).
+"""Conformance against the Stalwart mail-parser corpus (shared/corpus/stalwart-mail-parser; PROVENANCE.md).
 
-Every message is parsed in its LF form (every CR removed; expected NNN.json) and its CRLF form (CR added before
-every bare LF; expected NNN.crlf.json). Compared per message: subject, from/to/cc, date, message-id, text and
-html bodies (whitespace runs collapsed), attachment names and sizes, number of attached messages. Agreement per
-suite is printed at the end of the run and written to ``.pytest_cache/conformance.txt``; a floor per suite fails
+Every message is parsed in its LF form (every CR removed; expected NNN.json) and its CRLF form (CR added
+before every bare LF; expected NNN.crlf.json). Compared per message: subject, from/to/cc, date, message-id,
+text and html bodies (whitespace runs collapsed), attachment names and sizes, number of attached messages.
+Agreement per suite is printed at the end of the run and written to ``.pytest_cache/conformance.txt``; a floor
+per suite fails
 regressions. Deliberate differences are listed in ``DELIBERATE`` with the reason (also in docs/parser.md) and
 must still differ, so the list cannot go stale silently.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import email
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +48,7 @@ def lf(raw: bytes) -> bytes:
 
 
 def crlf(raw: bytes) -> bytes:
-    return lf(raw).replace(b"\n", b"\r\n") if b"\r" not in raw else _add_cr(raw)
-
-
-def _add_cr(raw: bytes) -> bytes:
-    out = bytearray()
-    prev = 0
-    for i, b in enumerate(raw):
-        if b == 0x0A and prev != 0x0D:
-            out.append(0x0D)
-        out.append(b)
-        prev = b
-    return bytes(out)
+    return re.sub(rb"(?<!\r)\n", b"\r\n", raw)
 
 
 def _ws(s: str | None) -> str | None:
@@ -121,7 +112,11 @@ def expected(doc: dict[str, Any]) -> dict[str, Any]:
     subj = _header(root, "subject")
     date = _header(root, "date")
     mid = _header(root, "message_id")
-    body_ids = {i for i in doc["text_body"] + doc["html_body"] if "Text" in parts[i]["body"] or "Html" in parts[i]["body"]}
+    body_ids = {
+        i
+        for i in doc["text_body"] + doc["html_body"]
+        if "Text" in parts[i]["body"] or "Html" in parts[i]["body"]
+    }
     att_ids = sorted(set(doc["attachments"]) | (set(doc["text_body"] + doc["html_body"]) - body_ids))
     texts = [parts[i]["body"]["Text"] for i in doc["text_body"] if "Text" in parts[i]["body"]]
     htmls = [parts[i]["body"]["Html"] for i in doc["html_body"] if "Html" in parts[i]["body"]]
@@ -174,8 +169,10 @@ def compare_suite(suite: str) -> tuple[int, int, list[str]]:
     misses: list[str] = []
     for eml in sorted((CORPUS / "eml" / suite).glob("*.eml")):
         raw = eml.read_bytes()
-        for form, data, exp_path in (("lf", lf(raw), eml.with_suffix(".json")),
-                                     ("crlf", crlf(raw), eml.with_suffix(".crlf.json"))):
+        for form, data, exp_path in (
+            ("lf", lf(raw), eml.with_suffix(".json")),
+            ("crlf", crlf(raw), eml.with_suffix(".crlf.json")),
+        ):
             exp = expected(json.loads(exp_path.read_text()))
             got = actual(data)
             for field, value in exp.items():
@@ -187,7 +184,9 @@ def compare_suite(suite: str) -> tuple[int, int, list[str]]:
                 compared += 1
                 agreed += same
                 if not same:
-                    misses.append(f"{suite}/{eml.stem}.{form} {field}: expected {value!r} got {got[field]!r}"[:400])
+                    misses.append(
+                        f"{suite}/{eml.stem}.{form} {field}: expected {value!r} got {got[field]!r}"[:400]
+                    )
     return compared, agreed, misses
 
 
@@ -238,7 +237,9 @@ def _field_expected(kind: str, exp: Any) -> Any:
     if kind == "content_type":
         if not exp:
             return None
-        pairs = [(a["name"], a["value"]) if isinstance(a, dict) else tuple(a) for a in exp.get("attributes") or []]
+        pairs = [
+            (a["name"], a["value"]) if isinstance(a, dict) else tuple(a) for a in exp.get("attributes") or []
+        ]
         attrs = {k.lower(): v for k, v in pairs} or None
         return (exp["c_type"], exp.get("c_subtype"), attrs)
     return exp

@@ -19,10 +19,31 @@ VALIDATOR = Draft202012Validator(json.loads((ROOT / "schema/parsed-message.json"
 SEEDS = sorted(p.read_bytes() for p in (ROOT / "tests/fixtures/mail").glob("*.eml"))
 if CORPUS.is_dir():
     SEEDS += sorted(p.read_bytes() for p in CORPUS.glob("*/*.eml"))
-CHARSETS = ["utf-8", "iso-2022-jp", "shift_jis", "gb2312", "big5", "euc-kr", "koi8-r", "utf-7", "utf-16",
-            "x-unknown", "", "\"", "base64", "unicode_escape", "iso-8859-8-i", "a" * 300]
-FAST = Limits(max_message_bytes=2_000_000, max_parts=200, max_depth=8, max_header_bytes=200_000,
-              max_decoded_bytes=4_000_000)
+CHARSETS = [
+    "utf-8",
+    "iso-2022-jp",
+    "shift_jis",
+    "gb2312",
+    "big5",
+    "euc-kr",
+    "koi8-r",
+    "utf-7",
+    "utf-16",
+    "x-unknown",
+    "",
+    '"',
+    "base64",
+    "unicode_escape",
+    "iso-8859-8-i",
+    "a" * 300,
+]
+FAST = Limits(
+    max_message_bytes=2_000_000,
+    max_parts=200,
+    max_depth=8,
+    max_header_bytes=200_000,
+    max_decoded_bytes=4_000_000,
+)
 
 
 def check(raw: bytes, limits: Limits = FAST) -> dict:
@@ -60,12 +81,27 @@ def _mutate(raw: bytes, op: str, pos: float, blob: bytes, charset: str) -> bytes
     return raw
 
 
-OPS = st.sampled_from(["flip", "truncate", "insert", "delete", "no_boundaries", "huge_header", "nul", "charset",
-                       "crlf", "cr_only", "base64_junk"])
+OPS = st.sampled_from(
+    [
+        "flip",
+        "truncate",
+        "insert",
+        "delete",
+        "no_boundaries",
+        "huge_header",
+        "nul",
+        "charset",
+        "crlf",
+        "cr_only",
+        "base64_junk",
+    ]
+)
 MUTATION = st.tuples(OPS, st.floats(0, 1), st.binary(max_size=40), st.sampled_from(CHARSETS))
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(seed=st.sampled_from(SEEDS), mutations=st.lists(MUTATION, min_size=1, max_size=5))
 def test_mutated_messages_never_crash(seed: bytes, mutations: list[tuple[str, float, bytes, str]]) -> None:
     raw = seed
@@ -84,8 +120,13 @@ def test_random_bytes_never_crash(raw: bytes) -> None:
 @given(raw=st.binary(max_size=2000), limit=st.integers(0, 300))
 def test_tiny_limits_still_give_valid_results(raw: bytes, limit: int) -> None:
     seed = SEEDS[limit % len(SEEDS)]
-    tiny = Limits(max_message_bytes=limit * 10, max_parts=limit % 5, max_depth=limit % 4, max_header_bytes=limit,
-                  max_decoded_bytes=limit * 3)
+    tiny = Limits(
+        max_message_bytes=limit * 10,
+        max_parts=limit % 5,
+        max_depth=limit % 4,
+        max_header_bytes=limit,
+        max_decoded_bytes=limit * 3,
+    )
     check(seed + raw, tiny)
 
 
@@ -112,12 +153,17 @@ def well_formed(draw: st.DrawFn) -> bytes:
     import base64 as b64
 
     return (
-        f"From: \"{name}\" <a@example.com>\nTo: b@example.org, c@example.net\nSubject: {subject}\n"
-        "Date: Tue, 1 Jul 2003 10:52:37 +0200\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=zz\n\n"
-        f"--zz\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: {enc}\n\n"
-    ).encode() + payload + (
-        b"\n--zz\nContent-Type: application/octet-stream; name=a.bin\nContent-Transfer-Encoding: base64\n\n"
-        + b64.encodebytes(attachment) + b"--zz--\n"
+        (
+            f'From: "{name}" <a@example.com>\nTo: b@example.org, c@example.net\nSubject: {subject}\n'
+            "Date: Tue, 1 Jul 2003 10:52:37 +0200\nMIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=zz\n\n"
+            f"--zz\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: {enc}\n\n"
+        ).encode()
+        + payload
+        + (
+            b"\n--zz\nContent-Type: application/octet-stream; name=a.bin\n"
+            b"Content-Transfer-Encoding: base64\n\n" + b64.encodebytes(attachment) + b"--zz--\n"
+        )
     )
 
 
@@ -135,7 +181,10 @@ def test_crlf_and_lf_equivalence(raw: bytes) -> None:
     lf = check(raw)
     crlf = check(raw.replace(b"\n", b"\r\n"))
     assert _content(lf) == _content(crlf)
-    assert lf["to"] == [{"name": None, "address": "b@example.org"}, {"name": None, "address": "c@example.net"}]
+    assert lf["to"] == [
+        {"name": None, "address": "b@example.org"},
+        {"name": None, "address": "c@example.net"},
+    ]
 
 
 @settings(max_examples=100, deadline=None)

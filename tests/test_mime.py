@@ -1,5 +1,5 @@
-"""core.mime.parse over golden .eml fixtures (tests/fixtures/mail): fields, bodies, attachments, nested messages,
-defects, limits, storage-key safety, the CLI. No mocks: real bytes in, the public JSON contract out."""
+"""core.mime.parse over golden .eml fixtures (tests/fixtures/mail): fields, bodies, attachments, nested
+messages, defects, limits, storage-key safety, the CLI. No mocks: real bytes in, the JSON contract out."""
 
 from __future__ import annotations
 
@@ -69,7 +69,11 @@ def test_alternative_headers_and_bodies() -> None:
     doc = check(load("alternative.eml"))
     assert doc["subject"] == "Grüße aus München"
     assert doc["from"] == [{"name": "Jörg Müller", "address": "joerg@example.de"}]
-    assert [a["address"] for a in doc["to"]] == ["alice@example.com", "bob@example.com", "carol@xn--mnchen-3ya.example"]
+    assert [a["address"] for a in doc["to"]] == [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@xn--mnchen-3ya.example",
+    ]
     assert doc["to"][1]["name"] == "Bob, Jr."
     assert doc["cc"] == [{"name": "Dave (ops) (on call)", "address": "dave@example.net"}]
     assert doc["reply_to"] == [{"name": None, "address": "replies@example.de"}]
@@ -159,8 +163,14 @@ def test_crlf_and_lf_forms_parse_to_the_same_content(name: str) -> None:
 
 
 def test_envelope_and_explicit_id() -> None:
-    env = Envelope(mail_from="s@example.com", rcpt_to=("r@example.org",), client_ip="192.0.2.1", helo="mx",
-                   tls=True, received_at="2026-03-03T10:00:00Z")
+    env = Envelope(
+        mail_from="s@example.com",
+        rcpt_to=("r@example.org",),
+        client_ip="192.0.2.1",
+        helo="mx",
+        tls=True,
+        received_at="2026-03-03T10:00:00Z",
+    )
     doc = check(load("plain.eml"), envelope=env, mid="0" * 32)
     assert doc["id"] == "0" * 32
     assert doc["envelope"] == env.to_dict()
@@ -170,18 +180,32 @@ def test_envelope_and_explicit_id() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"\n", b"\r\n\r\n", b"\x00" * 64, bytes(range(256)) * 8, b"no colon here", b":::\n\n", b"From:\n\n",
-     b"Content-Type: multipart/mixed\n\n--x\n", b"Content-Type: multipart/mixed; boundary=\"\"\n\n--\n--\n",
-     b"Content-Type: message/rfc822\n\n", b"Content-Transfer-Encoding: base64\n\n====", b"Subject: =?x?B?===?=\n\n"],
+    [
+        b"",
+        b"\n",
+        b"\r\n\r\n",
+        b"\x00" * 64,
+        bytes(range(256)) * 8,
+        b"no colon here",
+        b":::\n\n",
+        b"From:\n\n",
+        b"Content-Type: multipart/mixed\n\n--x\n",
+        b'Content-Type: multipart/mixed; boundary=""\n\n--\n--\n',
+        b"Content-Type: message/rfc822\n\n",
+        b"Content-Transfer-Encoding: base64\n\n====",
+        b"Subject: =?x?B?===?=\n\n",
+    ],
 )
 def test_never_raises_on_junk(raw: bytes) -> None:
     check(raw)
 
 
 def test_bad_base64_and_quoted_printable_are_lenient() -> None:
-    raw = (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream\n"
-           b"Content-Transfer-Encoding: base64\n\naGVsbG8\n--b\nContent-Type: text/plain; charset=utf-8\n"
-           b"Content-Transfer-Encoding: quoted-printable\n\nbad =ZZ escape=\n and soft break\n--b--\n")
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream\n"
+        b"Content-Transfer-Encoding: base64\n\naGVsbG8\n--b\nContent-Type: text/plain; charset=utf-8\n"
+        b"Content-Transfer-Encoding: quoted-printable\n\nbad =ZZ escape=\n and soft break\n--b--\n"
+    )
     result = parse(raw)
     doc = check(raw)
     assert result.payloads[doc["attachments"][0]["key"]] == b"hello"  # missing padding repaired
@@ -196,20 +220,25 @@ def test_missing_close_boundary_keeps_last_part() -> None:
 
 
 def test_text_parts_with_filename_are_attachments() -> None:
-    raw = (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nbody\n--b\n"
-           b"Content-Type: text/plain; name=notes.txt\n\nnotes\n--b\nContent-Type: text/plain\n\nfooter\n--b--\n")
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nbody\n--b\n"
+        b"Content-Type: text/plain; name=notes.txt\n\nnotes\n--b\nContent-Type: text/plain\n\nfooter\n--b--\n"
+    )
     doc = check(raw)
     assert doc["text"] == "body\nfooter"
     assert [(a["filename"], a["charset"]) for a in doc["attachments"]] == [("notes.txt", None)]
 
 
 @pytest.mark.parametrize(
-    "filename", ["../../x", "/etc/passwd", "..\\..\\win.ini", "a\x00b", "a\r\nX-Evil: 1", "x" * 5000, "....", ""]
+    "filename",
+    ["../../x", "/etc/passwd", "..\\..\\win.ini", "a\x00b", "a\r\nX-Evil: 1", "x" * 5000, "....", ""],
 )
 def test_attachment_filenames_cannot_escape_the_prefix(filename: str) -> None:
     encoded = base64.b64encode(filename.encode()).decode()
-    raw = (f"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream\n"
-           f"Content-Disposition: attachment; filename=\"=?utf-8?B?{encoded}?=\"\n\ndata\n--b--\n").encode()
+    raw = (
+        f"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream\n"
+        f'Content-Disposition: attachment; filename="=?utf-8?B?{encoded}?="\n\ndata\n--b--\n'
+    ).encode()
     doc = check(raw)
     (att,) = doc["attachments"]
     assert att["filename"] == (filename or None)
@@ -238,7 +267,10 @@ def test_limit_parts() -> None:
 
 
 def test_limit_depth() -> None:
-    raw = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i) for i in range(50)) + b"\nleaf\n"
+    raw = (
+        b"".join(b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i) for i in range(50))
+        + b"\nleaf\n"
+    )
     doc = check(raw, limits=Limits(max_depth=5))
     assert "limit_depth" in _defect_kinds(doc)
 
@@ -260,9 +292,14 @@ def test_limit_header_bytes_and_a_5mb_header_line() -> None:
 
 def test_limit_decoded_bytes() -> None:
     blob = base64.encodebytes(b"\xab" * 100_000)
-    raw = (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream\n"
-           b"Content-Transfer-Encoding: base64\n\n" + blob + b"--b\nContent-Type: application/octet-stream\n\n"
-           + b"y" * 100_000 + b"\n--b--\n")
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream\n"
+        b"Content-Transfer-Encoding: base64\n\n"
+        + blob
+        + b"--b\nContent-Type: application/octet-stream\n\n"
+        + b"y" * 100_000
+        + b"\n--b--\n"
+    )
     result = parse(raw, limits=Limits(max_decoded_bytes=120_000))
     doc = check(raw, limits=Limits(max_decoded_bytes=120_000))
     assert "limit_decoded_bytes" in _defect_kinds(doc)
@@ -272,8 +309,13 @@ def test_limit_decoded_bytes() -> None:
 
 def test_cli_parse_prints_one_json_line_per_file() -> None:
     files = [str(MAIL / "plain.eml"), str(MAIL / "mixed.eml")]
-    proc = subprocess.run([sys.executable, "-m", "handlers.cli", "parse", *files], cwd=ROOT, capture_output=True,
-                          check=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "handlers.cli", "parse", *files],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     lines = proc.stdout.decode().splitlines()
     assert len(lines) == 2
     docs = [json.loads(line) for line in lines]
