@@ -157,3 +157,27 @@ def build_body(hook: WebhookTarget, whid: str, view: dict[str, Any], ref: str,
     if hook.format == "sendgrid":
         return projections.sendgrid(view, content).encode(whid)
     return mailpipe_payload(view, ref, hook.inline_max), "application/json"
+
+
+class Router:
+    """What the pipeline holds: a validated RoutingConfig plus the Dispatcher I/O. Two calls per message::
+
+        plan = router.plan(doc)            # pure; adds doc["routing"] and doc["tags"]
+        store.put(parsed_key(mid), dumps(doc), ...)
+        router.act(plan, doc, payloads)    # quarantine record, publishes, webhooks (publisher errors raise)
+        if plan.disposition == "deliver": publish the default notification (with doc["tags"])
+    """
+
+    def __init__(self, config: RoutingConfig, dispatcher: Dispatcher) -> None:
+        self.config, self.dispatcher = config, dispatcher
+
+    def plan(self, doc: dict[str, Any]) -> Plan:
+        from core.routing import plan
+
+        p = plan(doc, self.config)
+        p.annotate(doc)
+        return p
+
+    def act(self, plan: Plan, doc: dict[str, Any], payloads: Mapping[str, bytes]) -> list[dict[str, Any]]:
+        self.dispatcher.payloads = payloads
+        return self.dispatcher.execute(plan, doc, self.config)

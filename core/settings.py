@@ -31,6 +31,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "MAILPIPE_HOSTNAME": ("hostname", str),
     "MAILPIPE_FSYNC": ("fsync", bool),
     "MAILPIPE_LOG_LEVEL": ("log_level", str),
+    "MAILPIPE_RULES": ("rules_file", str),
 }
 
 
@@ -52,6 +53,7 @@ class Settings:
     hostname: str = "mailpipe.local"
     fsync: bool = True
     log_level: str = "INFO"
+    rules_file: str | None = None  # routing rules YAML (docs/rules.md); None: no routing
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:

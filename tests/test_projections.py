@@ -161,3 +161,24 @@ def test_projection_shapes_are_deterministic() -> None:
     envelope = json.loads(dict(sg["fields"])["envelope"])
     assert envelope == {"to": ["billing+inv@acme.example"], "from": "bounces+x@pay.example"}
     assert [f["name"] for f in sg["files"]] == ["attachment1", "attachment2"]
+
+
+@pytest.mark.parametrize("fmt", ["mailpipe", "postmark", "mailgun", "sendgrid"])
+def test_cli_parse_prints_the_projection(fmt: str, tmp_path: Any, capsysbinary: Any) -> None:
+    from routing_mail import raw_message
+
+    from handlers.cli import main
+
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(raw_message())
+    assert main(["parse", str(eml), "--format", fmt]) == 0
+    out = json.loads(capsysbinary.readouterr().out)
+    if fmt == "mailpipe":
+        assert out["subject"] == SUBJECT
+    elif fmt == "postmark":
+        assert out["Subject"] == SUBJECT
+        assert {a["Name"] for a in out["Attachments"]} == {"logo.png", "invoice 42.pdf"}
+    else:
+        fields = dict(out["fields"])
+        assert (fields.get("subject") or "") == SUBJECT
+        assert sorted(f["filename"] for f in out["files"]) == ["invoice 42.pdf", "logo.png"]

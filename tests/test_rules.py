@@ -19,7 +19,7 @@ from core.routing import plan
 from core.rules import load_config
 from providers import open_publisher
 from providers.local.memory import MemoryQueue, MemoryStore
-from providers.local.rules_yaml import load_rules_file, load_rules_text
+from providers.local.rules_yaml import load_rules_file, load_rules_text, open_router
 
 ROOT = Path(__file__).resolve().parent.parent
 ENRICHED = {
@@ -315,3 +315,24 @@ def test_good_rules_load() -> None:
     config = load_rules_text(GOOD, env={"APP_SECRET": SECRET})
     assert set(config.customers) == {"acme", "globex"}
     assert config.customer_for("X@ACME.example") is config.customers["acme"]
+
+
+def test_router_from_a_rules_file_as_the_pipeline_uses_it(tmp_path: Path, memory_url: str) -> None:
+    rules = tmp_path / "stage.yml"
+    rules.write_text(
+        "customers:\n"
+        "  acme:\n"
+        "    domains: [acme.example]\n"
+        f"    destinations: {{billing: 'file://{tmp_path}/billing'}}\n"
+        "    rules:\n"
+        "      - {name: pdf, when: {attachment_name: '*.pdf'}, actions: [{tag: pdf}, {publish: billing}]}\n"
+    )
+    router = open_router(str(rules), MemoryStore.from_url(memory_url), env={})
+    doc, payloads = parsed(rcpts=("billing@acme.example",))
+    p = router.plan(doc)
+    assert doc["tags"] == ["pdf"] and p.disposition == "deliver"
+    assert router.act(p, doc, payloads)[0]["status"] == "published"
+    (event_file,) = (tmp_path / "billing").iterdir()
+    event = json.loads(event_file.read_bytes())
+    assert event["id"] == doc["id"] and event["tags"] == ["pdf"]
+    assert event["message"]["subject"] == doc["subject"]

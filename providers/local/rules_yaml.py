@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from core.dispatch import Dispatcher, Router
 from core.errors import ConfigError
 from core.rules import load_config
 from core.validate import RuleError, dotted
@@ -16,8 +17,17 @@ from core.validate import RuleError, dotted
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from core.ports import ObjectStore
     from core.rules import RoutingConfig
     from core.validate import Path
+
+
+def open_router(path: str, store: ObjectStore, env: Mapping[str, str] | None = None) -> Router:
+    """The pipeline's Router for a rules file: destinations opened lazily through providers.open_publisher
+    (cached per URL). Raises ConfigError at start-up for a bad file."""
+    from providers import open_publisher
+
+    return Router(load_rules_file(path, env), Dispatcher(store, open_publisher))
 
 
 def load_rules_file(path: str, env: Mapping[str, str] | None = None) -> RoutingConfig:
