@@ -189,9 +189,13 @@ def forward_chain(rng: random.Random, i: int, total: int, depth: int) -> bytes:
     return _headers(rng, i, ctype, depth) + b"\r\n" + body
 
 
+def mix_dir(seed: int, count: int, scale: float) -> Path:
+    return OUT_DIR / f"mix-s{seed}-n{count}-x{scale:g}"
+
+
 def generate(seed: int = 1, count: int = 100, scale: float = 1.0) -> Path:
     """Write the mix (if not already complete) and return its directory. Deterministic in all three inputs."""
-    out = OUT_DIR / f"mix-s{seed}-n{count}-x{scale:g}"
+    out = mix_dir(seed, count, scale)
     manifest = out / "manifest.json"
     if manifest.exists():
         return out
