@@ -6,6 +6,7 @@ Works on ``str`` values that ``split_fields`` produced from bytes: one regex pas
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
 from core.charsets import decode, decode_header_bytes
@@ -20,6 +21,7 @@ _PARAM = re.compile(r"""\s*;?\s*([^=;\s"]*)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))
 _SECTION = re.compile(r"^(.*?)\*(\d+)(\*?)$|^(.*?)(\*)$")
 _CT_COMMENT = re.compile(r'("(?:[^"\\]|\\.)*")|\([^()]*\)')
 _PARAM_SPECIALS = ('"', "*", "=?", "\\", "\n")
+_ESCAPED = re.compile(r"\\(.)", re.S)
 _MSGID = re.compile(r"<([^<>]*)>")
 _TYPE = re.compile(r"\s*([^/;\s]+)\s*(?:/\s*([^;\s]*))?")
 
@@ -80,6 +82,18 @@ def content_type(value: str | None) -> tuple[str, str, dict[str, str]]:
     ("", "", {}) when absent or unparseable. Params are RFC 2231 and RFC 2047 decoded."""
     if not value:
         return "", "", {}
+    if len(value) > 200:
+        return _content_type(value)
+    ctype, sub, found = _cached_content_type(value)  # parts of one mailer repeat the same values
+    return ctype, sub, dict(found)
+
+
+@lru_cache(maxsize=2048)
+def _cached_content_type(value: str) -> tuple[str, str, dict[str, str]]:
+    return _content_type(value)
+
+
+def _content_type(value: str) -> tuple[str, str, dict[str, str]]:
     if "(" in value:
         value = _CT_COMMENT.sub(lambda m: m.group(1) or " ", value)
     m = _TYPE.match(value)
@@ -103,8 +117,9 @@ def params(text: str) -> dict[str, str]:
             continue
         name, val = m.group(1).lower(), m.group(2).strip()
         if val.startswith('"'):
-            val = re.sub(r"\\(.)", r"\1", val[1:-1] if val.endswith('"') and len(val) > 1 else val[1:])
-        s = _SECTION.match(name)
+            val = val[1:-1] if val.endswith('"') and len(val) > 1 else val[1:]
+            val = _ESCAPED.sub(r"\1", val) if "\\" in val else val
+        s = _SECTION.match(name) if "*" in name else None
         if s is None:
             plain.setdefault(name, val)
         elif s.group(1) is not None:
