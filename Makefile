@@ -11,7 +11,7 @@ QUEUE ?= file://./var/queue
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test bench lint clean install-run install-test
+.PHONY: run test bench lint clean install-run install-test deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,13 @@ $(STAMPS)/npm-bench: bench/node/package.json bench/node/package-lock.json $(STAM
 	npm ci --prefix bench/node --no-audit --no-fund
 	@mkdir -p $(STAMPS) && touch $@
 
+# npm tools from package-lock.json: osls (Serverless Framework v3 line; `serverless package` test, deploys), azurite
+$(STAMPS)/npm-test: package.json package-lock.json $(STAMPS)/apt-test
+	npm ci --no-audit --no-fund
+	@mkdir -p $(STAMPS) && touch $@
+
 install-run: $(STAMPS)/py-run
-install-test: $(STAMPS)/py-test $(STAMPS)/apt-test
+install-test: $(STAMPS)/py-test $(STAMPS)/apt-test $(STAMPS)/npm-test
 
 ## make run: the whole pipeline on this machine (SMTP edge on $(LISTEN), folder store, folder queue)
 run: install-run
@@ -59,6 +64,10 @@ test: install-test
 bench: $(STAMPS)/py-bench $(STAMPS)/apt-bench $(STAMPS)/npm-bench
 	$(BIN)/python -m bench.parse $(BENCH_ARGS)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
+
+## make deploy STAGE=<stage>: deploy one customer stage on its cloud (stages.yml, docs/stages.md)
+deploy: $(STAMPS)/py-test $(STAMPS)/npm-test
+	$(BIN)/python deploy/mailpipe-deploy $(STAGE)
 
 lint: $(STAMPS)/py-test
 	$(BIN)/ruff check .

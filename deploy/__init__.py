@@ -1,0 +1,6 @@
+"""Deployment tooling: one command per customer stage, any cloud (``deploy/mailpipe-deploy <stage>``).
+
+``stages.py`` loads and validates stages.yml (docs/stages.md); ``cli.py`` dispatches on the stage's cloud to
+``deploy/<cloud>.py``, each of which turns a Stage into the commands to run (``commands(stage, root)``).
+Not part of any function bundle.
+"""
