@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import http.client
 import logging
 import random
 import time
@@ -116,6 +117,8 @@ def http_send(url: str, body: bytes, headers: dict[str, str], timeout: float) ->
         return int(exc.code)
     except urllib.error.URLError as exc:
         raise OSError(str(exc.reason)) from None
+    except http.client.HTTPException as exc:  # garbage or truncated response: as retryable as a reset
+        raise OSError(f"bad HTTP response ({type(exc).__name__})") from None
 
 
 def backoff_delay(target: WebhookTarget, retry: int, rand: Callable[[], float]) -> float:

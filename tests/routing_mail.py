@@ -81,6 +81,10 @@ class Receiver:
                 if action == "hang":
                     time.sleep(0.6)  # longer than the client timeout
                     return
+                if action == "garbage":
+                    self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+                    self.close_connection = True
+                    return
                 if action == "drop":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

@@ -336,3 +336,10 @@ def test_router_from_a_rules_file_as_the_pipeline_uses_it(tmp_path: Path, memory
     event = json.loads(event_file.read_bytes())
     assert event["id"] == doc["id"] and event["tags"] == ["pdf"]
     assert event["message"]["subject"] == doc["subject"]
+
+
+def test_router_refuses_an_unknown_queue_scheme(tmp_path: Path, memory_url: str) -> None:
+    rules = tmp_path / "stage.yml"
+    rules.write_text(GOOD.replace("memory://b", "kafka://topic"))
+    with pytest.raises(ConfigError, match=r"customers.acme.destinations.billing: unknown queue scheme"):
+        open_router(str(rules), MemoryStore.from_url(memory_url), env={"APP_SECRET": SECRET})

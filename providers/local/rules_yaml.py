@@ -25,9 +25,18 @@ if TYPE_CHECKING:
 def open_router(path: str, store: ObjectStore, env: Mapping[str, str] | None = None) -> Router:
     """The pipeline's Router for a rules file: destinations opened lazily through providers.open_publisher
     (cached per URL). Raises ConfigError at start-up for a bad file."""
-    from providers import open_publisher
+    from urllib.parse import urlsplit
 
-    return Router(load_rules_file(path, env), Dispatcher(store, open_publisher))
+    from providers import QUEUES, open_publisher
+
+    config = load_rules_file(path, env)
+    for cust in config.customers.values():
+        for name, url in cust.destinations.items():
+            if urlsplit(url).scheme not in QUEUES:
+                field = f"customers.{cust.name}.destinations.{name}"
+                known = ", ".join(QUEUES)
+                raise ConfigError(f"{path}: {field}: unknown queue scheme in {url!r}; known: {known}")
+    return Router(config, Dispatcher(store, open_publisher))
 
 
 def load_rules_file(path: str, env: Mapping[str, str] | None = None) -> RoutingConfig:
