@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from core import projections
@@ -179,5 +179,5 @@ class Router:
         return p
 
     def act(self, plan: Plan, doc: dict[str, Any], payloads: Mapping[str, bytes]) -> list[dict[str, Any]]:
-        self.dispatcher.payloads = payloads
-        return self.dispatcher.execute(plan, doc, self.config)
+        # a per-call copy (sharing the publisher cache) keeps concurrent messages' payloads apart
+        return replace(self.dispatcher, payloads=payloads).execute(plan, doc, self.config)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailpipe.webhooks")
 
 SECRET_PREFIX = "whsec_"
 FORMATS = ("mailpipe", "postmark", "mailgun", "sendgrid")
