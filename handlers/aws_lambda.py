@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.log import configure
-from core.pipeline import Outcome, Pipeline
-from core.settings import Settings
-from providers import open_publisher, open_store
+from core.pipeline import Outcome
+from handlers import compose
 from providers.aws.events import bind_store, is_sqs_batch
 
-SETTINGS = Settings.from_env()
-configure(SETTINGS.log_level)
-STORE = open_store(SETTINGS.store_url, SETTINGS)
-PIPELINE, DECODE = Pipeline(STORE, open_publisher(SETTINGS.queue_url, SETTINGS), SETTINGS), bind_store(STORE)
+STORE, PIPELINE = compose()  # once per container: settings from MAILPIPE_*, JSON logs, store, publisher
+DECODE = bind_store(STORE)
 
 
 def handle(event: dict[str, Any], context: object = None) -> dict[str, Any]:
