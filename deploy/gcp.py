@@ -1,0 +1,179 @@
+"""GCP stages: Cloud Functions gen2 behind an Eventarc GCS trigger, deployed by generated gcloud commands.
+
+``commands(stage, root)`` (for ``mailpipe-deploy``) builds the bundle and runs the generated
+build/STAGE/deploy.sh. The function retries on failure (``--retry``: a raised error -> 500 -> redelivery
+with backoff), and the Eventarc trigger's Pub/Sub subscription gets a dead-letter topic after
+``gcp.max_delivery_attempts`` (default 5). Eventarc cannot filter on a suffix: every finalized object invokes
+the function, which ignores keys other than ``raw/<id>.eml`` (Outcome.IGNORED, acknowledged).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from deploy.stages import Stage
+
+NEEDS_FIRST = (
+    "the Google Cloud CLI logged in (`gcloud auth login`) as a user allowed to enable services, create "
+    "buckets, topics and functions and set IAM policy on the project (roles/owner, or editor + IAM admin), "
+    "and billing enabled"
+)
+
+RUNTIME = "python311"
+APIS = [
+    "cloudfunctions.googleapis.com",
+    "run.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "eventarc.googleapis.com",
+    "pubsub.googleapis.com",
+    "storage.googleapis.com",
+    "artifactregistry.googleapis.com",
+]
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+MAIN_PY = '''"""Cloud Functions entry point: target ``on_event`` (a CloudEvent function)."""
+
+from handlers.gcp_function import on_event
+
+__all__ = ["on_event"]
+'''
+
+
+def names(stage_name: str) -> dict[str, str]:
+    """Resource names derived from the stage name."""
+    return {"function": f"mailpipe-{stage_name}-parse", "dead_letter": f"mailpipe-{stage_name}-dead-letter"}
+
+
+def deploy_args(stage: Stage, source: str, env_file: str) -> list[str]:
+    """``gcloud functions deploy`` for the parse function, from the stage."""
+    gcp = stage.extra
+    args = [
+        "gcloud",
+        "functions",
+        "deploy",
+        names(stage.name)["function"],
+        "--gen2",
+        f"--project={gcp['project']}",
+        f"--region={stage.region}",
+        f"--runtime={RUNTIME}",
+        f"--source={source}",
+        "--entry-point=on_event",
+        f"--trigger-event-filters=type={FINALIZED}",
+        f"--trigger-event-filters=bucket={stage.bucket}",
+        f"--trigger-location={gcp.get('bucket_location', stage.region)}",
+        "--retry",
+        f"--memory={stage.memory}Mi",
+        f"--timeout={stage.timeout}s",
+        f"--env-vars-file={env_file}",
+    ]
+    if gcp.get("max_instances"):
+        args.append(f"--max-instances={int(gcp['max_instances'])}")
+    if gcp.get("service_account"):
+        args += [
+            f"--service-account={gcp['service_account']}",
+            f"--trigger-service-account={gcp['service_account']}",
+        ]
+    return args
+
+
+def commands(stage: Stage, root: Path) -> list[list[str]]:
+    """What ``mailpipe-deploy`` runs: build the bundle and descriptors, then the generated deploy.sh."""
+    return [
+        [sys.executable, "-m", "deploy.build_bundle", stage.name],
+        ["bash", f"build/{stage.name}/deploy.sh"],
+    ]
+
+
+def shell_commands(stage: Stage, source: str, env_file: str) -> list[dict[str, Any]]:
+    """Every command of deploy.sh, in order; ``unless`` guards a create that already happened."""
+    gcp, region, bucket = stage.extra, stage.region, stage.bucket
+    project, n = f"--project={gcp['project']}", names(stage.name)
+    dlt = f"projects/{gcp['project']}/topics/{n['dead_letter']}"
+    number = f"$(gcloud projects describe {gcp['project']} --format=value\\(projectNumber\\))"
+    trigger = (
+        f"$(gcloud functions describe {n['function']} --gen2 --region={region} {project} "
+        f"--format=value\\(eventTrigger.trigger\\))"
+    )
+    subscription = (
+        f"$(gcloud eventarc triggers describe {trigger} --location={region} {project} "
+        f"--format=value\\(transport.pubsub.subscription\\))"
+    )
+
+    def create_topic(topic: str) -> dict[str, Any]:
+        return {
+            "run": ["gcloud", "pubsub", "topics", "create", topic, project],
+            "unless": ["gcloud", "pubsub", "topics", "describe", topic, project],
+        }
+
+    return [
+        {"run": ["gcloud", "services", "enable", *APIS, project]},
+        {
+            "run": [
+                "gcloud",
+                "storage",
+                "buckets",
+                "create",
+                f"gs://{bucket}",
+                f"--location={region}",
+                project,
+                "--uniform-bucket-level-access",
+            ],
+            "unless": ["gcloud", "storage", "buckets", "describe", f"gs://{bucket}", project],
+        },
+        create_topic(stage.queue),
+        create_topic(n["dead_letter"]),
+        # Eventarc's GCS trigger needs the Cloud Storage service agent to publish to Pub/Sub.
+        {
+            "run": [
+                "gcloud",
+                "projects",
+                "add-iam-policy-binding",
+                gcp["project"],
+                "--role=roles/pubsub.publisher",
+                f"--member=serviceAccount:$(gcloud storage service-agent {project})",
+                "--condition=None",
+            ]
+        },
+        {"run": deploy_args(stage, source, env_file)},
+        {
+            "run": [
+                "gcloud",
+                "pubsub",
+                "subscriptions",
+                "update",
+                subscription,
+                f"--dead-letter-topic={dlt}",
+                f"--max-delivery-attempts={int(gcp.get('max_delivery_attempts', 5))}",
+                project,
+            ]
+        },
+        # Pub/Sub's own service agent forwards to the dead-letter topic.
+        {
+            "run": [
+                "gcloud",
+                "pubsub",
+                "topics",
+                "add-iam-policy-binding",
+                n["dead_letter"],
+                project,
+                "--role=roles/pubsub.publisher",
+                f"--member=serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com",
+            ]
+        },
+    ]
+
+
+def write(stage: Stage, base: Path, bundle: Path) -> list[dict[str, Any]]:
+    """main.py into the bundle, env.gcp.yaml beside it; returns deploy.sh's commands (relative to base)."""
+    (bundle / "main.py").write_text(MAIN_PY)
+    lines = [f"{k}: {_yaml_str(v)}" for k, v in sorted(stage.settings_env().items())]
+    (base / "env.gcp.yaml").write_text("\n".join(lines) + "\n")
+    return shell_commands(stage, bundle.name, "env.gcp.yaml")
+
+
+def _yaml_str(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
