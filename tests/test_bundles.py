@@ -1,4 +1,4 @@
-"""GCP and Azure bundles and deploy descriptors, built offline from stages.yml (python -m deploy.build_bundle).
+"""GCP and Azure bundles and deploy descriptors, built offline from stages.yml (deploy.build_bundle).
 
 What can be checked without a cloud: the bundle imports from its own files only (the editable install is
 hidden), serves real events against the emulators, and the gcloud arguments / ARM template / host.json say
@@ -42,7 +42,8 @@ PROBE = textwrap.dedent("""
 
 def probe(bundle: Path, module: str, env: dict[str, str]) -> dict[str, str]:
     argv = [sys.executable, "-c", PROBE.format(module=module)]
-    out = subprocess.run(argv, cwd=bundle, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, **env}
+    out = subprocess.run(argv, cwd=bundle, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.splitlines()[-1])  # type: ignore[no-any-return]
 
