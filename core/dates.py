@@ -20,6 +20,7 @@ _ZONES = {
     "pst": -8,
     "pdt": -7,
 }
+_COMMENT = re.compile(r"\([^()]*\)?")
 _DATE = re.compile(
     r"(?:[A-Za-z]+\s*,?\s*)?(\d{1,2})[\s\-/]*([A-Za-z]{3})[A-Za-z]*\.?[\s\-/]*(\d{2,4})\s+"
     r"(\d{1,2})\s*:\s*(\d{1,2})(?:\s*:\s*(\d{1,2}))?(?:\.\d+)?\s*([+-]\s*\d{1,4}|[A-Za-z]{1,5})?"
@@ -36,6 +37,10 @@ def parse_date(value: str | None) -> str | None:
     if not value:
         return None
     v = value[:200]
+    for _ in range(3):  # comments may nest: (a (b) c)
+        if "(" not in v:
+            break
+        v = _COMMENT.sub(" ", v)
     m = _DATE.search(v)
     if m is not None:
         day, mon, year, hh, mm, ss, zone = m.groups()

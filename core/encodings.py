@@ -93,28 +93,28 @@ def decode_words(value: str, problems: list[str] | None = None) -> str:
     if "=?" not in value:
         return value
     out: list[str] = []
-    pos, run_cs, run = 0, "", bytearray()
+    pos, run_cs, run, after_word = 0, "", bytearray(), False
     for m in _EW.finditer(value):
         gap = value[pos : m.start()]
         cs = m.group(1).split("*", 1)[0]
-        if not (run_cs and _EW_GAP.match(gap)):
+        pos = m.end()
+        if not (after_word and _EW_GAP.match(gap)):
             _flush(out, run_cs, run, problems)
             run_cs, run = "", bytearray()
             out.append(gap)
-        if cs.lower() != run_cs.lower():
-            _flush(out, run_cs, run, problems)
-            run_cs, run = cs, bytearray()
+        after_word = True
         if not m.group(3).isascii():  # raw 8-bit text inside a word (RFC 6532 mailers): keep it as text
             _flush(out, run_cs, run, problems)
             run_cs, run = "", bytearray()
             out.append(_mixed_word(m.group(2), m.group(3), cs, problems))
-            pos = m.end()
             continue
+        if cs.lower() != run_cs.lower():
+            _flush(out, run_cs, run, problems)
+            run_cs, run = cs, bytearray()
         data, bad = _word_bytes(m.group(2), m.group(3))
         if bad and problems is not None:
             problems.append("bad base64 in encoded word")
         run += data
-        pos = m.end()
     _flush(out, run_cs, run, problems)
     out.append(value[pos:])
     return "".join(out)

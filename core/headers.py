@@ -17,7 +17,11 @@ _OPEN_WORD = re.compile(r"=\?[^?\s]+\?[QqBb]\?[^?\s]*\Z")
 # Possessive quantifiers (3.11+) keep these linear on megabyte-long lines.
 _FIELDS = re.compile(r"^([^\s:][^:\n]*+):[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)", re.M)
 _NOT_FIELD = re.compile(r"^[^\s:][^:\n]*+$", re.M)
-_PARAM = re.compile(r"""\s*;?\s*([^=;\s"]*)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))?""", re.S)
+# An unquoted value runs to ";" or to whitespace before the next "name=" (mailers that forget the ";").
+_PARAM = re.compile(
+    r"""\s*;?\s*([^=;\s"]*)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*+(?:\s++(?![^\s;="]++\s*=)[^;\s]*+)*+))?""",
+    re.S,
+)
 _SECTION = re.compile(r"^(.*?)\*(\d+)(\*?)$|^(.*?)(\*)$")
 _CT_COMMENT = re.compile(r'("(?:[^"\\]|\\.)*")|\([^()]*\)')
 _PARAM_SPECIALS = ('"', "*", "=?", "\\", "\n")
@@ -106,7 +110,7 @@ def _content_type(value: str) -> tuple[str, str, dict[str, str]]:
 
 def params(text: str) -> dict[str, str]:
     """``; name=value`` parameters, RFC 2231 continuations and charsets joined and decoded."""
-    if not any(c in text for c in _PARAM_SPECIALS):
+    if not any(c in text for c in _PARAM_SPECIALS) and text.count("=") <= text.count(";"):
         return _simple_params(text)
     plain: dict[str, str] = {}
     sections: dict[str, list[tuple[int, str, bool]]] = {}
@@ -120,6 +124,8 @@ def params(text: str) -> dict[str, str]:
             val = val[1:-1] if val.endswith('"') and len(val) > 1 else val[1:]
             val = _ESCAPED.sub(r"\1", val) if "\\" in val else val
         s = _SECTION.match(name) if "*" in name else None
+        if s is not None and not (s.group(1) or s.group(4)):
+            continue
         if s is None:
             plain.setdefault(name, val)
         elif s.group(1) is not None:

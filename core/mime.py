@@ -188,7 +188,11 @@ def _attachments(
                 problems.append((part.path, "limit_depth", "attached message not parsed: too deep"))
                 continue
             sub_id = f"{mid}.m{len(messages) + 1}"
-            messages.append(_message(data, ctx, sub_id, None, part.path, depth + 1))
+            nested = _message(data, ctx, sub_id, None, part.path, depth + 1)
+            if nested.headers:
+                messages.append(nested)
+            else:  # not a message at all (no header field): keep it as a plain attachment
+                problems.append((part.path, "malformed_header", "attached message has no header fields"))
     return atts, messages
 
 
