@@ -129,8 +129,8 @@ LEAVES: dict[str, Leaf] = {
     "language": _on(_enr("language.result.language"), _in),
     "sentiment": _on(_enr("sentiment.result.compound"), range_arg),
     "invoice": _on(_enr("ocr.result.invoice"), _present),
-    "autoreply": _on(_enr("autoreply.result.autoreply"), _flag),
-    "bounce": _on(_enr("bounce.result.bounce"), _flag),
+    "autoreply": _on(lambda c: c.facts.autoreply(), _flag),
+    "bounce": _on(lambda c: c.facts.bounce(), _flag),
     "enrichment": _enrichment,
 }
 

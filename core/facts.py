@@ -8,13 +8,14 @@ from typing import Any
 class Facts:
     """Message-level facts, computed once per message from the canonical parsed dict."""
 
-    __slots__ = ("_values", "att_count", "att_names", "att_size", "att_types", "enrich", "headers", "sender",
-                 "sender_domain", "subject")
+    __slots__ = ("_values", "att_count", "att_names", "att_size", "att_types", "enrich", "headers",
+                 "null_sender", "sender", "sender_domain", "subject")
 
     def __init__(self, doc: dict[str, Any]) -> None:
         env = doc.get("envelope") or {}
         frm = doc.get("from") or [{}]
         self.sender = str(env.get("mail_from") or frm[0].get("address") or "").lower()
+        self.null_sender = bool(env) and not env.get("mail_from")  # MAIL FROM:<> (bounces, auto-replies)
         self.sender_domain = domain_of(self.sender)
         self.subject = doc.get("subject") or ""
         self.headers: dict[str, list[str]] = {}
@@ -34,6 +35,29 @@ class Facts:
         except KeyError:
             v = self._values[dotted_path] = lookup(self.enrich, dotted_path)
             return v
+
+    def autoreply(self) -> bool:
+        """The autoreply enricher's verdict if it ran, else RFC 3834 headers (Auto-Submitted, ...)."""
+        verdict = self.value("autoreply.result.autoreply")
+        if verdict is not None:
+            return bool(verdict)
+        auto = self._first("auto-submitted") or "no"
+        precedence = self._first("precedence")
+        return auto != "no" or precedence == "auto_reply" or any(
+            h in self.headers for h in ("x-autoreply", "x-autorespond", "x-auto-response-suppress"))
+
+    def bounce(self) -> bool:
+        """The bounce enricher's verdict if it ran, else a delivery-status report or a null-sender daemon."""
+        verdict = self.value("bounce.result.bounce")
+        if verdict is not None:
+            return bool(verdict)
+        ctype = self._first("content-type")
+        daemon = self.sender.partition("@")[0] in ("mailer-daemon", "postmaster")
+        return ("multipart/report" in ctype and "delivery-status" in ctype) or (self.null_sender and daemon)
+
+    def _first(self, name: str) -> str:
+        values = self.headers.get(name)
+        return values[0].strip().lower() if values else ""
 
 
 def _attachments(doc: dict[str, Any]) -> Any:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from routing_mail import SECRET, Receiver, parsed
 
 from core.dispatch import Dispatcher
@@ -343,3 +345,111 @@ def test_router_refuses_an_unknown_queue_scheme(tmp_path: Path, memory_url: str)
     rules.write_text(GOOD.replace("memory://b", "kafka://topic"))
     with pytest.raises(ConfigError, match=r"customers.acme.destinations.billing: unknown queue scheme"):
         open_router(str(rules), MemoryStore.from_url(memory_url), env={"APP_SECRET": SECRET})
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender", "autoreply", "bounce"),
+    [
+        ("Auto-Submitted: auto-replied\n", "alice@pay.example", True, False),
+        ("Auto-Submitted: no\n", "alice@pay.example", False, False),
+        ("X-Autoreply: yes\n", "alice@pay.example", True, False),
+        ("Precedence: auto_reply\n", "", True, False),
+        ("Content-Type: multipart/report; report-type=delivery-status; boundary=b\n", "", False, True),
+        ("", "", False, False),  # a null sender alone is not a bounce
+    ],
+)
+def test_autoreply_and_bounce_without_their_enrichers(
+    headers: str, sender: str, autoreply: bool, bounce: bool
+) -> None:
+    frm = "MAILER-DAEMON@mx.pay.example" if "report" in headers else "alice@pay.example"
+    raw = f"From: {frm}\nTo: a@acme.example\nSubject: x\n{headers}\n--b\n\nbody\n--b--\n".encode()
+    config = load_config(
+        {
+            "customers": {
+                "acme": {
+                    "domains": ["acme.example"],
+                    "rules": [
+                        {"name": "auto", "when": {"autoreply": True}, "actions": [{"tag": "auto"}]},
+                        {"name": "bounce", "when": {"bounce": True}, "actions": [{"tag": "bounce"}]},
+                    ],
+                }
+            }
+        }
+    )
+    doc, _ = parsed(raw, rcpts=("a@acme.example",), sender=sender)
+    assert plan(doc, config).tags() == [t for t, on in (("auto", autoreply), ("bounce", bounce)) if on]
+
+
+def test_enricher_verdict_wins_over_headers() -> None:
+    raw = b"From: a@pay.example\nTo: a@acme.example\nAuto-Submitted: auto-generated\n\nbody\n"
+    doc, _ = parsed(
+        raw, rcpts=("a@acme.example",), enrichments={"autoreply": {"result": {"autoreply": False}}}
+    )
+    assert _route_tags(doc, {"autoreply": True}) == []
+
+
+def _route_tags(doc: dict[str, Any], when: dict[str, Any]) -> list[str]:
+    config = load_config(
+        {
+            "customers": {
+                "acme": {
+                    "domains": ["acme.example"],
+                    "rules": [{"name": "r", "when": when, "actions": [{"tag": "hit"}]}],
+                }
+            }
+        }
+    )
+    return plan(doc, config).tags()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+EVERY_LEAF = [
+    {"recipient": "a@acme.example"},
+    {"recipient_domain": "acme.example"},
+    {"recipient_regex": "(?P<x>.)"},
+    {"tag": True},
+    {"sender": "x@y"},
+    {"sender_domain": "y"},
+    {"sender_regex": "."},
+    {"header": {"name": "subject", "regex": "."}},
+    {"header": {"name": "x", "in": [1, "a"]}},
+    {"subject": "."},
+    {"attachment_type": "*"},
+    {"attachment_name": "*.pdf"},
+    {"attachment_count": {"min": 1}},
+    {"attachment_size": {"max": 10}},
+    {"malware": "infected"},
+    {"language": "en"},
+    {"sentiment": {"min": 0}},
+    {"invoice": True},
+    {"autoreply": True},
+    {"bounce": True},
+    {"enrichment": {"path": "malware.result", "regex": "x"}},
+    {"enrichment": {"path": "a.b", "min": 0, "max": 1}},
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw=st.binary(max_size=600), enrichments=st.dictionaries(st.sampled_from(list(ENRICHED)), JSON))
+def test_no_message_or_enrichment_shape_makes_routing_raise(raw: bytes, enrichments: dict[str, Any]) -> None:
+    config = load_config(
+        {
+            "customers": {
+                "acme": {
+                    "domains": ["acme.example"],
+                    "rules": [
+                        {"name": f"r{i}", "when": {"not": leaf}, "actions": [{"tag": "t-{x}"}]}
+                        for i, leaf in enumerate(EVERY_LEAF)
+                    ],
+                }
+            }
+        }
+    )
+    doc, _ = parsed(raw, rcpts=("a+b@acme.example", "x@nowhere.example"), enrichments=enrichments or None)
+    p = plan(doc, config)
+    p.annotate(doc)
+    assert [r["recipient"] for r in doc["routing"]][-1] == "x@nowhere.example"
