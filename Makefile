@@ -64,6 +64,7 @@ test: install-test
 bench: $(STAMPS)/py-bench $(STAMPS)/apt-bench $(STAMPS)/npm-bench
 	$(BIN)/python -m bench.parse $(BENCH_ARGS)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
+	$(BIN)/python -m bench.rules
 
 ## make deploy STAGE=<stage>: deploy one customer stage on its cloud (stages.yml, docs/stages.md)
 deploy: $(STAMPS)/py-test $(STAMPS)/npm-test
