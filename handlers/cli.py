@@ -1,5 +1,5 @@
 """The ``mailpipe`` command line: ``parse`` one or more messages, ``serve`` the local pipeline,
-``webhook-verify`` a signed webhook (docs/rules.md).
+``webhook-verify`` a signed webhook, ``webhook-replay`` dead-lettered ones (docs/rules.md).
 
 Exit codes: 0 success; 1 an input could not be read (webhook-verify: invalid signature); 2 bad usage or
 configuration.
@@ -76,6 +76,18 @@ def _verify_cmd(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _replay_cmd(args: argparse.Namespace) -> int:
+    from core.model import dumps
+    from core.replay import replay_dead_letters
+    from providers import open_store
+    from providers.local.rules_yaml import load_rules_file
+
+    outcomes = replay_dead_letters(open_store(args.store), load_rules_file(args.rules))
+    for outcome in outcomes:
+        sys.stdout.buffer.write(dumps(outcome) + b"\n")
+    return 0 if all(o["status"] == "delivered" for o in outcomes) else 1
+
+
 def _serve_cmd(args: argparse.Namespace) -> int:
     from core.settings import Settings
     from handlers.local import serve
@@ -112,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     vp.add_argument("--body", help="file with the exact request body (default: stdin)")
     vp.add_argument("--tolerance", type=int, default=300, help="max clock skew in seconds (default 300)")
     vp.set_defaults(func=_verify_cmd)
+    rp = sub.add_parser("webhook-replay", help="re-send dead-lettered webhooks (exit 1 if any still fail)")
+    rp.add_argument("--store", required=True, help="store URL holding deadletter/ and outbox/")
+    rp.add_argument("--rules", required=True, help="routing rules file (secrets from the environment)")
+    rp.set_defaults(func=_replay_cmd)
     sp = sub.add_parser("serve", help="run the SMTP edge ingester and the parsing worker")
     sp.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:2525)")
     sp.add_argument("--store", help="store URL (default file://./var/mail)")

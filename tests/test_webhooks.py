@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import logging
+import os
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from core.rules import load_config
 from core.webhooks import WebhookTarget, backoff_delay, deliver, sign, verify
 from handlers.cli import main as cli_main
 from providers.local.memory import MemoryStore
+from providers.local.store import FolderStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -89,12 +91,27 @@ def test_receiver_rejects_a_wrong_secret() -> None:
 
 
 def _config(url: str, fmt: str = "mailpipe") -> Any:
-    hook = {"url": url, "secret_env": "HOOK_SECRET", "format": fmt, "timeout": 0.3, "attempts": 3,
-            "backoff": 0.01, "backoff_max": 0.02}
-    return load_config({"customers": {"acme": {
-        "domains": ["acme.example"], "webhooks": {"app": hook},
-        "rules": [{"name": "all-mail", "actions": [{"webhook": "app"}]}],
-    }}}, {"HOOK_SECRET": SECRET})
+    hook = {
+        "url": url,
+        "secret_env": "HOOK_SECRET",
+        "format": fmt,
+        "timeout": 0.3,
+        "attempts": 3,
+        "backoff": 0.01,
+        "backoff_max": 0.02,
+    }
+    return load_config(
+        {
+            "customers": {
+                "acme": {
+                    "domains": ["acme.example"],
+                    "webhooks": {"app": hook},
+                    "rules": [{"name": "all-mail", "actions": [{"webhook": "app"}]}],
+                }
+            }
+        },
+        {"HOOK_SECRET": SECRET},
+    )
 
 
 def _run(config: Any, store: MemoryStore) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -160,3 +177,37 @@ def test_webhook_verify_cli(tmp_path: Any, capsys: Any) -> None:
     args = ["webhook-verify", "--secret", SECRET, "--id", "msg_cli", "--timestamp", ts, "--body", str(body)]
     assert cli_main([*args, "--signature", sig]) == 0
     assert cli_main([*args, "--signature", "v1,AAAA"]) == 1
+
+
+def test_dead_letters_are_replayed_once_the_receiver_is_back(
+    closed_port: int, tmp_path: Any, capsysbinary: Any
+) -> None:
+    store_url = f"file://{tmp_path}/store"
+    store = FolderStore.from_url(store_url)
+    _run(_config(f"http://127.0.0.1:{closed_port}/hook"), store)  # type: ignore[arg-type]
+    (dead_key,) = store.list("deadletter/")
+    with Receiver([]) as rx:
+        rules = tmp_path / "rules.yml"
+        rules.write_text(
+            json.dumps(
+                {
+                    "customers": {
+                        "acme": {
+                            "domains": ["acme.example"],
+                            "webhooks": {"app": {"url": rx.url, "secret_env": "HOOK_SECRET"}},
+                            "rules": [{"name": "all-mail", "actions": [{"webhook": "app"}]}],
+                        }
+                    }
+                }
+            )
+        )  # JSON is YAML
+        os.environ["HOOK_SECRET"] = SECRET
+        assert cli_main(["webhook-replay", "--store", store_url, "--rules", str(rules)]) == 0
+        assert cli_main(["webhook-replay", "--store", store_url, "--rules", str(rules)]) == 0  # nothing left
+        outcomes, _ = _run(_config(rx.url), store)  # type: ignore[arg-type]  # the message is redelivered
+    lines = capsysbinary.readouterr().out.splitlines()
+    assert [json.loads(x)["status"] for x in lines] == ["delivered"]
+    assert len(rx.requests) == 1 and rx.requests[0]["valid"]
+    saved = json.loads(store.get(json.loads(store.get(dead_key))["outbox_key"]))
+    assert rx.requests[0]["body"] == base64.b64decode(saved["body"])  # the exact stored body
+    assert [o["status"] for o in outcomes] == ["already_delivered"]
