@@ -75,12 +75,26 @@ class DataDecoder:
             self.error = DataError.TOO_BIG
             self._buf = bytearray()
             return
-        data = bytes(self._buf)
+        with memoryview(self._buf) as view:
+            data = bytes(view[2:])  # one copy, without the virtual CRLF
         self._buf = bytearray()
         crlf = data.count(b"\r\n")
         if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
             self.error = DataError.BARE_NEWLINE
-        elif len(data) > self.max_line and max(map(len, data.split(b"\r\n"))) > self.max_line:
+        elif _has_long_line(data, self.max_line):
             self.error = DataError.LINE_TOO_LONG
         else:  # RFC 5321 4.5.2: drop the first "." of every line that starts with one
-            self.message = data.replace(b"\r\n.", b"\r\n")[2:]
+            if b"\r\n." in data:
+                data = data.replace(b"\r\n.", b"\r\n")
+            self.message = data[1:] if data.startswith(b".") else data
+
+
+def _has_long_line(data: bytes, limit: int) -> bool:
+    """True if a line (CRLF excluded) is longer than ``limit``; jumps from the last CRLF of each window."""
+    start, end = 0, len(data)
+    while end - start > limit:
+        last = data.rfind(b"\r\n", start, start + limit + 2)
+        if last < 0:
+            return True
+        start = last + 2
+    return False

@@ -79,13 +79,18 @@ class EdgeSMTP(SMTP):
 
     async def _read_data(self) -> DataDecoder | None:
         decoder = DataDecoder(self.data_size_limit or 2**62, self._max_line)
-        while True:
-            chunk = await self._reader.read(CHUNK)
-            if not chunk:
-                return None
-            self._reset_timeout()  # the idle timeout counts silence, not the length of a big transfer
-            leftover = decoder.feed(chunk)
-            if leftover is not None:
-                if leftover:  # pipelined commands after the end marker go back to the command reader
-                    self._reader._buffer[:0] = leftover  # type: ignore[attr-defined]
-                return decoder
+        reader = self._reader
+        line_limit, reader._limit = reader._limit, CHUNK  # type: ignore[attr-defined]
+        try:  # a higher limit lets the transport buffer big reads instead of pausing every 2 KB
+            while True:
+                chunk = await reader.read(CHUNK)
+                if not chunk:
+                    return None
+                self._reset_timeout()  # the idle timeout counts silence, not the length of a transfer
+                leftover = decoder.feed(chunk)
+                if leftover is not None:
+                    if leftover:  # pipelined commands after the end marker go back to the command reader
+                        reader._buffer[:0] = leftover  # type: ignore[attr-defined]
+                    return decoder
+        finally:
+            reader._limit = line_limit  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from core.errors import BackendUnavailable
 from core.keys import envelope_key, message_id, raw_key
 from core.model import Envelope
 from core.settings import Settings
-from core.smtpdata import DataDecoder, DataError
+from core.smtpdata import DataDecoder, DataError, _has_long_line
 from providers.local.store import MemoryStore
 
 if TYPE_CHECKING:
@@ -318,3 +318,10 @@ def test_decoder_discards_past_the_limit_but_still_finds_the_end() -> None:
     assert len(decoder._buf) < 10  # memory stays bounded while discarding
     assert decoder.feed(b".\r\nQUIT\r\n") == b"QUIT\r\n"
     assert decoder.error is DataError.TOO_BIG
+
+
+@settings(max_examples=500, deadline=None)
+@given(lines=st.lists(st.integers(0, 25), max_size=12), tail=st.integers(0, 25), limit=st.integers(1, 20))
+def test_long_line_check_matches_a_plain_split(lines: list[int], tail: int, limit: int) -> None:
+    data = b"".join(b"y" * n + b"\r\n" for n in lines) + b"z" * tail
+    assert _has_long_line(data, limit) == (max(len(x) for x in data.split(b"\r\n")) > limit)

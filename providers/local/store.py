@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
-from providers.local.base import TMP_PREFIX, Notifier, check_key
+from providers.local.base import TMP_PREFIX, GroupSync, Notifier, check_key, fsync_dir
 from providers.local.memory import MemoryStore
 
 __all__ = ["FolderStore", "MemoryStore", "check_key"]
@@ -26,14 +26,6 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class FolderStore(Notifier):
     """Objects as files under ``root``. Writes: temp file, fsync, rename/link, fsync of the directory."""
 
@@ -42,6 +34,7 @@ class FolderStore(Notifier):
         self.root = Path(root).absolute()
         self.fsync = fsync
         self._dirs: set[Path] = set()
+        self._dir_sync = GroupSync()
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> FolderStore:
@@ -106,7 +99,7 @@ class FolderStore(Notifier):
         else:
             tmp.replace(path)
         if self.fsync:
-            _fsync_dir(path.parent)
+            self._dir_sync.sync(path.parent)
         return True
 
     def _mkdirs(self, directory: Path) -> None:
@@ -116,7 +109,7 @@ class FolderStore(Notifier):
         directory.mkdir(parents=True, exist_ok=True)
         if self.fsync:  # a new directory entry is durable only once its parent is synced
             for d in missing:
-                _fsync_dir(d.parent)
+                fsync_dir(d.parent)
         self._dirs.add(directory)
 
     def list(self, prefix: str = "") -> Iterator[str]:
