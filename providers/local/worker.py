@@ -48,6 +48,7 @@ class LocalWorker:
             for n in range(threads)
         ]
         self._pending = 0
+        self._stopping = False
         self._lock = threading.Condition()
 
     def start(self) -> LocalWorker:
@@ -65,7 +66,9 @@ class LocalWorker:
         with self._lock:
             return self._lock.wait_for(lambda: self._pending == 0, timeout)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, drain: bool = True) -> None:
+        """Stop the threads: after every queued key (``drain``) or after the keys in progress."""
+        self._stopping = not drain
         for _ in self._threads:
             self._queue.put((_STOP, 0))
         for t in self._threads:
@@ -74,7 +77,7 @@ class LocalWorker:
     def _run(self) -> None:
         while True:
             key, attempt = self._queue.get()
-            if key == _STOP:
+            if key == _STOP or self._stopping:
                 return
             try:
                 outcome = self._process(key)
