@@ -341,6 +341,9 @@ def test_function_server_parses_and_publishes(
     assert server.post(event, binary=binary) == 200  # redelivery: same bytes, same keys
     assert store.get(f"parsed/{mid}.json") == before
     assert sorted(store.list("parsed/")) == [f"parsed/{mid}.json"]
+    # Pub/Sub has no publish-side dedupe: a redelivery repeats the notification byte for byte, same ``key``.
+    [again] = pull(pubsub_topic[1], 1)
+    assert (again.data, dict(again.attributes)) == (note.data, dict(note.attributes))
 
 
 @pytest.mark.emulator
