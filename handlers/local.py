@@ -32,6 +32,7 @@ def serve(settings: Settings) -> int:
     store = open_store(settings.store_url, settings)
     worker: Any = None
     if isinstance(store, FolderStore):
+        store.remove_stale_temp()
         worker = WorkerProcess(parse_worker, settings)
         store.add_listener(worker.submit)  # before the child's start-up scan: no key falls in between
         worker.start()

@@ -12,6 +12,7 @@ import os
 import smtplib
 import subprocess
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -133,6 +134,9 @@ def test_kill_9_under_load_loses_no_accepted_message(serve_process: Callable[...
     for t in clients:
         t.start()
     wait_for(lambda: len(accepted) >= 40, 60, "40 accepted messages")
+    stale = first.store_dir / "raw" / ".tmp-left-by-a-crash"
+    stale.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
     first.kill9()  # clients are still sending
     stop.set()
     for t in clients:
@@ -153,4 +157,5 @@ def test_kill_9_under_load_loses_no_accepted_message(serve_process: Callable[...
     for mid, body in accepted.items():
         assert store.get(raw_key(mid)) == body
         assert json.loads(store.get(f"parsed/{mid}.json"))["id"] == mid
+    assert not stale.exists()  # the restart swept the dead writer's temp file
     assert second.stop() == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,3 +124,15 @@ class FolderStore(Notifier):
                         yield key
         except OSError as exc:
             raise BackendUnavailable(f"list {prefix}: {exc.strerror}") from exc
+
+    def remove_stale_temp(self, older_than: float = 60.0) -> int:
+        """Delete temp files a killed writer left behind (never visible as objects); return how many."""
+        removed, cutoff = 0, time.time() - older_than
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = Path(dirpath, name)
+                with contextlib.suppress(OSError):
+                    if name.startswith(TMP_PREFIX) and path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+        return removed
