@@ -98,39 +98,48 @@ def parse_addresses(value: str | None) -> list[Address]:
             depth += 1 if tok == "(" else -1 if tok == ")" else 0
             if not depth:
                 box.comment.append(_UNQUOTE.sub(r"\1", value[cstart : m.start()]))
-            continue
-        if kind == "c":
+        elif kind == "c":
             depth, cstart = (1, m.end()) if tok == "(" else (0, 0)
         elif kind == "s":
-            if tok == ":" and box.angle is None and "@" not in "".join(box.words):
-                box = _Box()  # group display name: dropped, members flattened
-                continue
-            if tok == ":":
-                box.words.append(tok)
-                continue
-            _emit(out, box)
-            box = _Box()
+            box = _special(tok, box, out)
             if len(out) >= MAX_ADDRESSES:
                 break
-        elif kind == "q":
-            body = tok[1:-1] if len(tok) > 1 and tok.endswith('"') else tok[1:]
-            box.words.append(_UNQUOTE.sub(r"\1", body) if "\\" in body else body)
-        elif kind == "a":
-            box.angle = tok[1:-1] if tok.endswith(">") else tok[1:]
-            box.comment.extend(_UNQUOTE.sub(r"\1", c) for c in _COMMENT.findall(box.angle))
-        elif kind == "w":
-            if box.words:
-                box.words.append(" ")
-        elif box.angle is None and "@" in tok and box.words[-1:] == [" "] and "@" in "".join(box.words):
-            _emit(out, box)  # two bare addresses separated only by whitespace (a missing comma)
-            box = _Box()
-            box.words.append(tok)
         else:
-            box.words.append(tok)
+            box = _word(kind, tok, box, out)
     if depth:
         box.comment.append(value[cstart:])
     _emit(out, box)
     return out
+
+
+def _special(tok: str, box: _Box, out: list[Address]) -> _Box:
+    """``,`` / ``;`` end a mailbox; ``:`` opens a group (name dropped) unless it is inside an address."""
+    if tok == ":":
+        if box.angle is None and "@" not in "".join(box.words):
+            return _Box()
+        box.words.append(tok)
+        return box
+    _emit(out, box)
+    return _Box()
+
+
+def _word(kind: str | None, tok: str, box: _Box, out: list[Address]) -> _Box:
+    if kind == "q":
+        body = tok[1:-1] if len(tok) > 1 and tok.endswith('"') else tok[1:]
+        box.words.append(_UNQUOTE.sub(r"\1", body) if "\\" in body else body)
+    elif kind == "a":
+        box.angle = tok[1:-1] if tok.endswith(">") else tok[1:]
+        box.comment.extend(_UNQUOTE.sub(r"\1", c) for c in _COMMENT.findall(box.angle))
+    elif kind == "w":
+        if box.words:
+            box.words.append(" ")
+    elif box.angle is None and "@" in tok and box.words[-1:] == [" "] and "@" in "".join(box.words):
+        _emit(out, box)  # two bare addresses separated only by whitespace (a missing comma)
+        box = _Box()
+        box.words.append(tok)
+    else:
+        box.words.append(tok)
+    return box
 
 
 def _emit(out: list[Address], box: _Box) -> None:

@@ -11,18 +11,15 @@ import hashlib
 from dataclasses import dataclass, field
 
 from core import body
-from core.addresses import parse_addresses
 from core.charsets import decode
-from core.dates import parse_date
 from core.encodings import transfer_decode
-from core.headers import msg_ids, unstructured
+from core.fields import message_fields
 from core.keys import attachment_key, message_id
-from core.model import Address, Attachment, Defect, Envelope, Header, Limits, ParsedMessage, ParseResult
+from core.model import Attachment, Defect, Envelope, Limits, ParsedMessage, ParseResult
 from core.parts import Part, Tree
 
 DEFAULT_LIMITS = Limits()
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
-_ADDRESS_FIELDS = ("from", "sender", "reply-to", "to", "cc", "bcc")
 
 
 @dataclass(slots=True)
@@ -74,7 +71,7 @@ def _message(
     text = _text(buf, text_parts, ctx, problems)
     html = _text(buf, html_parts, ctx, problems)
     atts, messages = _attachments(buf, att_parts, ctx, problems, mid, depth)
-    return _assemble(raw, mid, envelope, root, problems, text, html, atts, messages)
+    return _assemble(raw, mid, envelope, root, problems, (text, html), atts, messages)
 
 
 def _assemble(
@@ -83,48 +80,22 @@ def _assemble(
     envelope: Envelope | None,
     root: Part,
     problems: list[tuple[str, str, str]],
-    text: str | None,
-    html: str | None,
+    bodies: tuple[str | None, str | None],
     atts: list[Attachment],
     messages: list[ParsedMessage],
 ) -> ParsedMessage:
-    p = root.path
-    hprobs: list[str] = []
-    headers = tuple(Header(n, unstructured(v, hprobs)) for n, v in root.fields)
-    first = {}
-    addrs: dict[str, list[Address]] = {k: [] for k in _ADDRESS_FIELDS}
-    for n, v in root.fields:
-        low = n.lower()
-        first.setdefault(low, v)
-        if low in addrs and (low in ("to", "cc", "bcc") or not addrs[low]):
-            addrs[low].extend(parse_addresses(v))
-    date = parse_date(first.get("date"))
-    if date is None and first.get("date"):
-        problems.append((p, "bad_date", f"unparseable Date {first['date'][:60]!r}"))
-    problems.extend((p, "bad_encoded_word", x) for x in hprobs)
-    subject = first.get("subject")
+    top = message_fields(root.fields, root.path, problems)
     return ParsedMessage(
         id=mid,
         size=len(raw),
         sha256=hashlib.sha256(raw).hexdigest(),
         envelope=envelope,
-        headers=headers,
-        subject=unstructured(subject) if subject is not None else None,
-        date=date,
-        message_id=next(iter(msg_ids(first.get("message-id"))), None),
-        in_reply_to=next(iter(msg_ids(first.get("in-reply-to"))), None),
-        references=tuple(msg_ids(first.get("references"))),
-        from_=tuple(addrs["from"]),
-        sender=tuple(addrs["sender"]),
-        reply_to=tuple(addrs["reply-to"]),
-        to=tuple(addrs["to"]),
-        cc=tuple(addrs["cc"]),
-        bcc=tuple(addrs["bcc"]),
-        text=text,
-        html=html,
+        text=bodies[0],
+        html=bodies[1],
         attachments=tuple(atts),
         messages=tuple(messages),
         defects=tuple(Defect(*x) for x in problems),
+        **top,
     )
 
 
