@@ -16,7 +16,7 @@ from core.encodings import transfer_decode
 from core.fields import message_fields
 from core.keys import attachment_key, message_id
 from core.model import Attachment, Defect, Envelope, Limits, ParsedMessage, ParseResult
-from core.parts import Part, Tree
+from core.parts import MAX_DEPTH, Part, Tree
 
 DEFAULT_LIMITS = Limits()
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
@@ -155,7 +155,7 @@ def _attachments(
             )
         )
         if part.mime in _MESSAGE_TYPES:
-            if depth + 1 >= ctx.limits.max_depth:
+            if depth + 1 >= min(ctx.limits.max_depth, MAX_DEPTH):
                 problems.append((part.path, "limit_depth", "attached message not parsed: too deep"))
                 continue
             sub_id = f"{mid}.m{len(messages) + 1}"

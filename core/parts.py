@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from core.model import Limits
 
 _HEND = re.compile(rb"\n\r?\n")
+MAX_DEPTH = 100  # hard cap whatever Limits says: the tree is built recursively (Python's stack)
 
 
 @dataclass(slots=True)
@@ -92,8 +93,10 @@ class Tree:
             self.problems.append((p.path, "no_boundary", "multipart without boundary; read as text/plain"))
             p.ctype, p.sub = "text", "plain"
             return
-        if depth >= self.limits.max_depth:
-            self.problems.append((p.path, "limit_depth", f"nesting deeper than {self.limits.max_depth}"))
+        if depth >= min(self.limits.max_depth, MAX_DEPTH):
+            self.problems.append(
+                (p.path, "limit_depth", f"nesting deeper than {min(self.limits.max_depth, MAX_DEPTH)}")
+            )
             p.ctype, p.sub = "application", "octet-stream"
             return
         spans, closed = self._split(p.start, p.end, b"--" + boundary)

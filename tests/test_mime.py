@@ -322,3 +322,14 @@ def test_cli_parse_prints_one_json_line_per_file() -> None:
     for doc in docs:
         VALIDATOR.validate(doc)
     assert docs[1]["subject"] == "Report with attachments"
+
+
+def test_depth_is_capped_even_when_the_limit_is_huge() -> None:
+    raw = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i) for i in range(3000))
+    doc = check(raw + b"\nleaf\n", limits=Limits(max_depth=10**6))
+    assert "limit_depth" in _defect_kinds(doc)
+    doc = check(
+        b"Content-Type: message/rfc822\n\n" * 3000 + b"Subject: deep\n\nbody\n",
+        limits=Limits(max_depth=10**6),
+    )
+    assert "limit_depth" in json.dumps(doc)
