@@ -55,6 +55,11 @@ class EdgeSMTP(SMTP):
             deadline.cancel()
             self._gate.leave()
 
+    def _timeout_cb(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 Timeout, closing connection\r\n")
+        super()._timeout_cb()
+
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return

@@ -14,6 +14,7 @@ Replies (RFC 5321 / RFC 3463):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import sys
@@ -39,6 +40,7 @@ class EdgeHandler:
 
     def __init__(self, store: ObjectStore, settings: Settings, executor: Executor) -> None:
         self.store, self.settings, self.executor = store, settings, executor
+        self.domains = {form for d in settings.domains for form in domain_forms(d)}
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -52,7 +54,7 @@ class EdgeHandler:
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
             return "452 4.5.3 Too many recipients"
         domain = address.rpartition("@")[2].lower().strip("[]")
-        if self.settings.domains and domain not in self.settings.domains:
+        if self.settings.domains and not (domain_forms(domain) & self.domains):
             log.info("recipient refused", extra={"reason": "unknown_domain", "domain": domain})
             return "550 5.7.1 Recipient domain not served here; relaying denied"
         envelope.rcpt_tos.append(address)
@@ -85,6 +87,15 @@ class EdgeHandler:
                 },
             )
         return f"250 2.0.0 Ok: queued as {mid}"
+
+
+def domain_forms(domain: str) -> set[str]:
+    """A domain as written plus its IDNA (xn--) or Unicode twin, so either spelling matches."""
+    forms = {domain}
+    with contextlib.suppress(UnicodeError):
+        forms.add(domain.encode("idna").decode("ascii"))
+        forms.add(domain.encode("ascii").decode("idna"))
+    return forms
 
 
 def _tls(settings: Settings) -> ssl.SSLContext | None:

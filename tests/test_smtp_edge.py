@@ -8,6 +8,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -325,3 +326,28 @@ def test_decoder_discards_past_the_limit_but_still_finds_the_end() -> None:
 def test_long_line_check_matches_a_plain_split(lines: list[int], tail: int, limit: int) -> None:
     data = b"".join(b"y" * n + b"\r\n" for n in lines) + b"z" * tail
     assert _has_long_line(data, limit) == (max(len(x) for x in data.split(b"\r\n")) > limit)
+
+
+def test_idn_domains_match_in_either_spelling(edge: Callable[..., Edge]) -> None:
+    e = edge(domains=("exämple.com", "xn--bcher-kva.example"))
+    with e.client() as c:
+        c.ehlo("x")
+        c.mail("a@sender.org", ["SMTPUTF8"])
+        assert c.rcpt("a@xn--exmple-cua.com")[0] == 250
+        assert c.rcpt("b@bücher.example")[0] == 250
+        assert c.rcpt("c@example.com")[0] == 550
+
+
+def test_idle_and_session_timeouts_answer_421_and_close(edge: Callable[..., Edge]) -> None:
+    e = edge(idle_timeout=0.3)
+    with socket.create_connection(("127.0.0.1", e.port), timeout=5) as s:
+        assert s.recv(1024).startswith(b"220")
+        data = b""
+        while chunk := s.recv(1024):  # the server closes after the idle time
+            data += chunk
+    assert data.startswith(b"421 4.4.2")
+    e = edge(session_timeout=0.6)
+    with e.client() as c, pytest.raises(smtplib.SMTPServerDisconnected):
+        for _ in range(40):  # busy, never idle, yet the whole session is bounded
+            c.noop()
+            time.sleep(0.05)
