@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default=",".join(SIZES))
     ap.add_argument("--concurrency", default="1,20,100")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per smtp-source/probe run")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     a = ap.parse_args(argv)
     if os.geteuid() != 0 and "postfix" in a.targets:
         print("note: the private Postfix instance needs root (postfix -c DIR start)", file=sys.stderr)
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_json({"bench": "ingest", "utc": utc, "quick": a.quick, "cpus": os.cpu_count(), "cells": cells,
                 "ratios_mailpipe_over_postfix": ratio, "targets": checks})
-    return 0
+    return 1 if a.strict and False in checks.values() else 0
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ def _read_lines(proc: subprocess.Popen[str], timeout: float) -> tuple[list[dict[
         line = proc.stdout.readline()
         if not line:
             return lines, None
-        lines.append(json.loads(line))
+        if line.startswith("{"):  # anything else is a library printing to stdout
+            lines.append(json.loads(line))
 
 
 def _one_process(cmd: list[str], cwd: Path, core: int, timeout: float) -> dict[str, Any]:
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--core", type=int, default=0, help="CPU every engine is pinned to")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds one message may take before 'hang'")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     a = ap.parse_args(argv)
     engines = a.engines.split(",")
     results = [run_set(name, files, engines, reps, a) for name, files, reps in build_sets(a)]
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             "targets": checks,
         }
     )
-    return 0
+    return 1 if a.strict and False in checks.values() else 0
 
 
 def write_json(doc: dict[str, Any]) -> None:
