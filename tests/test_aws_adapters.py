@@ -17,7 +17,9 @@ from contract_store import StoreContract
 from emulators_aws import *  # noqa: F403 - the moto fixtures
 from emulators_aws import REGION, client, receive_all
 
-from core.errors import BackendUnavailable, ObjectNotFound, Throttled, TransientError
+from core.errors import BackendUnavailable, MessageTooLarge, ObjectNotFound, Throttled, TransientError
+from core.model import Limits
+from core.settings import Settings
 from providers import open_publisher, open_store
 from providers.aws.clients import S3Store, SqsPublisher
 
@@ -164,3 +166,21 @@ def test_adapters_build_without_importing_boto3() -> None:
         "assert 'boto3' not in sys.modules, 'boto3 imported eagerly'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_get_refuses_an_object_over_the_size_bound(bucket: str) -> None:
+    client("s3").put_object(Bucket=bucket, Key="raw/huge.eml", Body=b"x" * 3000)
+    store = S3Store.from_url(f"s3://{bucket}", Settings(limits=Limits(max_message_bytes=1000)))
+    assert store.max_bytes == 2000
+    with pytest.raises(MessageTooLarge):  # permanent: quarantined, instead of an out-of-memory function
+        store.get("raw/huge.eml")
+    assert open_store(f"s3://{bucket}").get("raw/huge.eml") == b"x" * 3000  # no settings: no bound
+
+
+def test_put_sets_a_content_type(bucket: str) -> None:
+    store = open_store(f"s3://{bucket}")
+    store.put("a.json", b"{}", content_type="application/json")
+    store.put("b.bin", b"\0")
+    s3 = client("s3")
+    assert s3.head_object(Bucket=bucket, Key="a.json")["ContentType"] == "application/json"
+    assert s3.head_object(Bucket=bucket, Key="b.bin")["ContentType"] == "application/octet-stream"

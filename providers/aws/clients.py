@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from core.errors import ConfigError, ObjectNotFound
+from core.errors import ConfigError, MessageTooLarge, ObjectNotFound
 from providers.aws.boto import BOTO_ERRORS, check_key, error_code, fifo_params, make_client, translate
 
 if TYPE_CHECKING:
@@ -25,28 +25,31 @@ _SQS_HOST = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 class S3Store:
     """Objects in one S3 bucket under an optional prefix; keys are relative to ``s3://bucket/prefix/``."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None) -> None:
+    def __init__(
+        self, bucket: str, prefix: str = "", *, client: Any = None, max_bytes: int | None = None
+    ) -> None:
         if not bucket:
             raise ConfigError("s3 store needs a bucket: s3://BUCKET[/PREFIX]")
-        self.bucket = bucket
+        self.bucket, self._s3, self.max_bytes = bucket, client, max_bytes
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._s3 = client
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> S3Store:
-        """``s3://bucket`` or ``s3://bucket/prefix``."""
+        """``s3://bucket[/prefix]``; ``get`` refuses objects over twice the message size limit."""
         parts = urlsplit(url)
-        return cls(parts.netloc, parts.path)
+        return cls(parts.netloc, parts.path, max_bytes=2 * settings.max_message_bytes if settings else None)
 
     @property
     def client(self) -> Any:
-        if self._s3 is None:
-            self._s3 = make_client("s3")
+        self._s3 = self._s3 or make_client("s3")  # lazily: the first call pays for importing boto3
         return self._s3
 
     def get(self, key: str) -> bytes:
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
+            if self.max_bytes is not None and obj["ContentLength"] > self.max_bytes:  # never OOM the function
+                obj["Body"].close()
+                raise MessageTooLarge(f"s3 get {key}: {obj['ContentLength']} bytes")
             return bytes(obj["Body"].read())
         except BOTO_ERRORS as exc:
             raise translate(exc, f"s3 get {key}") from exc
@@ -54,17 +57,15 @@ class S3Store:
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
+            return True
         except BOTO_ERRORS as exc:
-            err = translate(exc, f"s3 head {key}")
-            if isinstance(err, ObjectNotFound):
+            if isinstance(err := translate(exc, f"s3 head {key}"), ObjectNotFound):
                 return False
             raise err from exc
-        return True
 
     def put(self, key: str, data: bytes, *, content_type: str = "", if_absent: bool = False) -> bool:
-        extra = {"IfNoneMatch": "*"} if if_absent else {}
-        if content_type:
-            extra["ContentType"] = content_type
+        extra = {"ContentType": content_type or "application/octet-stream"}
+        extra.update({"IfNoneMatch": "*"} if if_absent else {})
         try:
             self.client.put_object(Bucket=self.bucket, Key=self.prefix + check_key(key), Body=data, **extra)
         except BOTO_ERRORS as exc:
@@ -102,8 +103,7 @@ class SqsPublisher:
 
     @property
     def client(self) -> Any:
-        if self._sqs is None:
-            self._sqs = make_client("sqs", self._region)
+        self._sqs = self._sqs or make_client("sqs", self._region)
         return self._sqs
 
     def publish(self, body: bytes, *, key: str) -> None:
