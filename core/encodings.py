@@ -11,6 +11,7 @@ import re
 from core.charsets import decode
 
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]+")
+_PAD = re.compile(rb"=")
 _B64_PAD_TAIL = re.compile(rb"=[\s=]*+\Z")
 _EW = re.compile(r"=\?([^?\s]{1,60})\?([QqBb])\?([^?]*+)\?=")
 _NON_ASCII = re.compile(r"([^\x00-\x7f]+)")
@@ -24,8 +25,8 @@ def b64decode(data: bytes | memoryview) -> tuple[bytes, str | None]:
         out = binascii.a2b_base64(data)
     except (binascii.Error, ValueError):
         return _b64_repair(bytes(data)), "bad base64 padding or length; repaired"
-    pad = bytes(data).find(b"=") if isinstance(data, memoryview) else data.find(b"=")
-    if pad >= 0 and not _B64_PAD_TAIL.match(bytes(data[pad:])):
+    pad = _PAD.search(data)  # works on memoryviews too: no copy of a large part
+    if pad is not None and not _B64_PAD_TAIL.match(data, pad.start()):
         return out, "data after base64 padding ignored"
     return out, None
 

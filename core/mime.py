@@ -101,7 +101,9 @@ def _assemble(
 
 def _payload(buf: bytes, part: Part, ctx: _Ctx, problems: list[tuple[str, str, str]]) -> bytes:
     """The transfer-decoded bytes of a leaf, within the decoded-bytes budget."""
-    data = buf[part.start : part.end]
+    # binascii reads memoryviews, so base64/QP parts are decoded without copying the encoded bytes first
+    view = part.cte in ("base64", "quoted-printable")
+    data: bytes | memoryview = memoryview(buf)[part.start : part.end] if view else buf[part.start : part.end]
     room = ctx.limits.max_decoded_bytes - ctx.decoded
     estimate = len(data) * 3 // 4 if part.cte == "base64" else len(data)
     if estimate > room:
