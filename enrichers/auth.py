@@ -60,7 +60,7 @@ class AuthEnricher:
 
     def _verdict(self, view: MessageView, envelope: Any, resolver: Resolver) -> dict[str, Any]:
         spf = check_spf(resolver, envelope["client_ip"], envelope.get("mail_from") or "", envelope["helo"])
-        dkim = check_dkim(resolver, view.raw)
+        dkim = check_dkim(resolver, view.raw, view.header_values("DKIM-Signature"))
         from_domain = _from_domain(view.header_values("From"))
         dmarc = check_dmarc(resolver, from_domain, spf, dkim)
         return {"spf": spf, "dkim": dkim, "dmarc": {**dmarc, "from_domain": from_domain}}

@@ -99,6 +99,7 @@ PidFile {pid}
 StreamMaxLength 100M
 MaxThreads 4
 Bytecode no
+DisableCache yes
 """
 
 

@@ -38,29 +38,45 @@ def check_spf(resolver: Resolver, ip: str, mail_from: str, helo: str) -> dict[st
     return {"result": result, "domain": sender.rpartition("@")[2].lower(), "explanation": explanation}
 
 
-def check_dkim(resolver: Resolver, raw: bytes, max_signatures: int = 5) -> list[dict[str, Any]]:
-    """One entry per ``DKIM-Signature``: ``{"result": "pass"|"fail"|"temperror", "d", "s", "error"}``."""
+def check_dkim(
+    resolver: Resolver, raw: bytes, signatures: list[str], max_signatures: int = 5
+) -> list[dict[str, Any]]:
+    """One entry per ``DKIM-Signature`` value (top first): ``{"result", "d", "s", "error"}``; result is pass,
+    fail, permerror (no key published: RFC 6376 6.1.2), temperror (DNS down)."""
+    out, keys = [], {}
+    for sig in signatures[:max_signatures]:
+        tags = parse_tags(sig)
+        d, sel = tags.get("d", "").lower().rstrip("."), tags.get("s", "")
+        entry = {"d": d or None, "s": sel or None, "result": "fail", "error": None}
+        try:  # the key first: without one the signature is permerror and the body need not be hashed
+            keys[sel, d] = keys.get((sel, d)) or resolver.query(f"{sel}._domainkey.{d}", "TXT")
+        except BackendUnavailable as exc:
+            entry["result"], entry["error"] = "temperror", str(exc)
+        else:
+            if not keys[sel, d]:
+                entry["result"], entry["error"] = "permerror", f"no key at {sel}._domainkey.{d}"
+        out.append(entry)
+    if any(e["result"] == "fail" for e in out):
+        _dkimpy_verify(raw, out, keys)
+    return out
+
+
+def _dkimpy_verify(raw: bytes, entries: list[dict[str, Any]], keys: dict[tuple[str, str], list[str]]) -> None:
     import dkim
 
     def txt(name: bytes | str, timeout: float = 5) -> bytes | None:
-        name = name.decode() if isinstance(name, bytes) else name
-        values = resolver.query(name.rstrip("."), "TXT")
-        return values[0].encode() if values else None
+        sel, _, d = (name.decode() if isinstance(name, bytes) else name).rstrip(".").partition("._domainkey.")
+        found = keys.get((sel, d.lower()))
+        return found[0].encode() if found else None
 
     checker = dkim.DKIM(raw)
-    sigs = [v for k, v in checker.headers if k.lower() == b"dkim-signature"][:max_signatures]
-    out = []
-    for idx, sig in enumerate(sigs):
-        tags = parse_tags(sig.decode("ascii", "replace"))
-        entry = {"d": tags.get("d", "").lower() or None, "s": tags.get("s"), "result": "fail", "error": None}
+    for idx, entry in enumerate(entries):
+        if entry["result"] != "fail":
+            continue
         try:
             entry["result"] = "pass" if checker.verify(idx=idx, dnsfunc=txt) else "fail"
-        except BackendUnavailable as exc:
-            entry["result"], entry["error"] = "temperror", str(exc)
         except Exception as exc:  # dkim.DKIMException and malformed signatures: a failed signature
             entry["error"] = f"{type(exc).__name__}: {exc}"[:200]
-        out.append(entry)
-    return out
 
 
 def check_dmarc(
@@ -109,9 +125,24 @@ def _aligned(domain: str, from_domain: str, mode: str) -> bool:
 def org_domain(domain: str) -> str:
     """The organizational domain via the Public Suffix List shipped with authheaders (``a.b.example.co.uk`` ->
     ``example.co.uk``); without it, the last two labels."""
-    try:
-        from authheaders.dmarc_lookup import get_org_domain
-
-        return str(get_org_domain(domain.lower())).lower()
-    except ImportError:
+    psl = _public_suffix_list()
+    if psl is None:
         return ".".join(domain.lower().split(".")[-2:])
+    return str(psl.get_public_suffix(domain.lower())).lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _public_suffix_list() -> Any:
+    """Loaded once per process (authheaders' own get_org_domain re-reads the 230 KB file on every call)."""
+    try:
+        from importlib.resources import as_file, files
+
+        from publicsuffix2 import PublicSuffixList
+
+        with (
+            as_file(files("authheaders") / "public_suffix_list.txt") as path,
+            open(path, encoding="utf-8") as fh,
+        ):
+            return PublicSuffixList(fh)
+    except ImportError:
+        return None

@@ -139,3 +139,17 @@ def test_sloppy_headers_never_raise() -> None:
     assert parse_authentication_results("")["results"] == []
     assert parse_authentication_results('x; ((unbalanced; spf = ; dkim=pass reason="a')["authserv_id"] == "x"
     assert org_domain("a.b.example.co.uk") == "example.co.uk"
+
+
+def test_unpublished_key_is_permerror(key: tuple[bytes, str]) -> None:
+    data = signed(key[0]).replace(b"s=sel;", b"s=gone;")
+    v = verdict(data, "203.0.113.9", key[1])
+    assert v["dkim"] == [
+        {
+            "d": "example.com",
+            "s": "gone",
+            "result": "permerror",
+            "error": "no key at gone._domainkey.example.com",
+        }
+    ]
+    assert v["dmarc"]["aligned"] == ["spf"]
