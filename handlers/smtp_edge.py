@@ -42,6 +42,9 @@ class EdgeHandler:
         self.store, self.settings, self.executor = store, settings, executor
         self.domains = {form for d in settings.domains for form in domain_forms(d)}
 
+    def __dir__(self) -> list[str]:  # aiosmtpd looks its hooks up with dir() for every session
+        return ["handle_DATA", "handle_EHLO", "handle_RCPT"]
+
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
