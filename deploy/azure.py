@@ -125,49 +125,26 @@ def _storage(n: dict[str, str], stage: Stage, location: str) -> list[dict[str, A
 
 
 def _function_app(stage: Stage, n: dict[str, str], location: str) -> list[Any]:
+    """The Flex Consumption plan and the Function App (Python 3.11, system-assigned identity)."""
     if stage.memory not in (512, 2048, 4096):
         raise StageError(f"stage {stage.name!r}: Flex Consumption instance memory is 512, 2048 or 4096 MB")
-    settings = [{"name": k, "value": v} for k, v in app_settings(stage).items()]
     plan_id = f"[resourceId('Microsoft.Web/serverfarms', '{n['plan']}')]"
-    return [
-        {
-            "type": "Microsoft.Web/serverfarms",
-            "apiVersion": "2023-12-01",
-            "name": n["plan"],
-            "location": location,
-            "kind": "functionapp",
-            "sku": {"name": "FC1", "tier": "FlexConsumption"},
-            "properties": {"reserved": True},
-        },
-        {
-            "type": "Microsoft.Web/sites",
-            "apiVersion": "2023-12-01",
-            "name": n["app"],
-            "location": location,
-            "kind": "functionapp,linux",
-            "identity": {"type": "SystemAssigned"},
+    plan = {"type": "Microsoft.Web/serverfarms", "apiVersion": "2023-12-01", "name": n["plan"],
+            "location": location, "kind": "functionapp", "sku": {"name": "FC1", "tier": "FlexConsumption"},
+            "properties": {"reserved": True}}  # fmt: skip
+    package = {"type": "blobContainer", "value": f"https://{n['account']}.blob.core.windows.net/{n['package']}",
+               "authentication": {"type": "SystemAssignedIdentity"}}  # fmt: skip
+    config = {"deployment": {"storage": package},
+              "scaleAndConcurrency": {"maximumInstanceCount": int(stage.extra.get("max_instances", 40)),
+                                      "instanceMemoryMB": stage.memory},
+              "runtime": {"name": "python", "version": "3.11"}}  # fmt: skip
+    settings = [{"name": k, "value": v} for k, v in app_settings(stage).items()]
+    site = {"type": "Microsoft.Web/sites", "apiVersion": "2023-12-01", "name": n["app"], "location": location,
+            "kind": "functionapp,linux", "identity": {"type": "SystemAssigned"},
             "dependsOn": [plan_id, f"[resourceId('Microsoft.Storage/storageAccounts', '{n['account']}')]"],
-            "properties": {
-                "serverFarmId": plan_id,
-                "httpsOnly": True,
-                "siteConfig": {"appSettings": settings},
-                "functionAppConfig": {
-                    "deployment": {
-                        "storage": {
-                            "type": "blobContainer",
-                            "value": f"https://{n['account']}.blob.core.windows.net/{n['package']}",
-                            "authentication": {"type": "SystemAssignedIdentity"},
-                        }
-                    },
-                    "scaleAndConcurrency": {
-                        "maximumInstanceCount": int(stage.extra.get("max_instances", 40)),
-                        "instanceMemoryMB": stage.memory,
-                    },
-                    "runtime": {"name": "python", "version": "3.11"},
-                },
-            },
-        },
-    ]
+            "properties": {"serverFarmId": plan_id, "httpsOnly": True,
+                           "siteConfig": {"appSettings": settings}, "functionAppConfig": config}}  # fmt: skip
+    return [plan, site]
 
 
 def _roles(n: dict[str, str]) -> list[dict[str, Any]]:
@@ -262,74 +239,32 @@ def commands(stage: Stage, root: Path) -> list[list[str]]:
     ]
 
 
+def az(words: str, *args: str) -> list[str]:
+    """``az WORDS... ARGS...`` as an argv list."""
+    return ["az", *words.split(" "), *args]
+
+
 def shell_commands(stage: Stage) -> list[dict[str, Any]]:
     """Every command of deploy.sh, in order (paths relative to build/STAGE)."""
-    az, n, stage_name = stage.extra, names(stage), stage.name
-    rg = ["--resource-group", az["resource_group"]]
+    n, group = names(stage), stage.extra["resource_group"]
+    rg = ("--resource-group", group)
     out: list[dict[str, Any]] = [
-        {"run": ["az", "group", "create", "--name", az["resource_group"], "--location", stage.region]},
-        {
-            "run": [
-                "az",
-                "deployment",
-                "group",
-                "create",
-                *rg,
-                "--name",
-                f"mailpipe-{stage_name}",
-                "--template-file",
-                "azuredeploy.json",
-            ]
-        },
-        {
-            "run": [
-                "az",
-                "functionapp",
-                "deployment",
-                "source",
-                "config-zip",
-                *rg,
-                "--name",
-                n["app"],
-                "--src",
-                "azure.zip",
-                "--build-remote",
-                "true",
-            ]
-        },
-    ]
-    if az.get("trigger", "queue") == "eventgrid":
+        {"run": az("group create", "--name", group, "--location", stage.region)},
+        {"run": az("deployment group create", *rg, "--name", f"mailpipe-{stage.name}",
+                   "--template-file", "azuredeploy.json")},
+        {"run": az("functionapp deployment source config-zip", *rg, "--name", n["app"], "--src", "azure.zip",
+                   "--build-remote", "true")},
+    ]  # fmt: skip
+    if stage.extra.get("trigger", "queue") == "eventgrid":  # the function must exist before it is subscribed
         f = event_filter(stage)
-        function_id = (
-            f"$(az functionapp function show {' '.join(rg)} --name {n['app']} "
-            f"--function-name on_event_grid --query id --output tsv)"
-        )
-        out.append(
-            {
-                "run": [
-                    "az",
-                    "eventgrid",
-                    "system-topic",
-                    "event-subscription",
-                    "create",
-                    *rg,
-                    "--system-topic-name",
-                    n["topic"],
-                    "--name",
-                    "to-on-event-grid",
-                    "--endpoint-type",
-                    "azurefunction",
-                    "--endpoint",
-                    function_id,
-                    "--included-event-types",
-                    *f["includedEventTypes"],
-                    "--subject-begins-with",
-                    f["subjectBeginsWith"],
-                    "--subject-ends-with",
-                    f["subjectEndsWith"],
-                ]
-            }
-        )
+        function_id = (f"$(az functionapp function show --resource-group {group} --name {n['app']} "
+                       "--function-name on_event_grid --query id --output tsv)")
+        out.append({"run": az("eventgrid system-topic event-subscription create", *rg,
+                              "--system-topic-name", n["topic"], "--name", "to-on-event-grid",
+                              "--endpoint-type", "azurefunction", "--endpoint", function_id,
+                              "--included-event-types", *f["includedEventTypes"],
+                              "--subject-begins-with", f["subjectBeginsWith"],
+                              "--subject-ends-with", f["subjectEndsWith"])})  # fmt: skip
     return out
 
 

@@ -87,83 +87,54 @@ def commands(stage: Stage, root: Path) -> list[list[str]]:
     ]
 
 
+def gcloud(words: str, *args: str) -> list[str]:
+    """``gcloud WORDS... ARGS...`` as an argv list."""
+    return ["gcloud", *words.split(" "), *args]
+
+
 def shell_commands(stage: Stage, source: str, env_file: str) -> list[dict[str, Any]]:
     """Every command of deploy.sh, in order; ``unless`` guards a create that already happened."""
-    gcp, region, bucket = stage.extra, stage.region, stage.bucket
-    project, n = f"--project={gcp['project']}", names(stage.name)
-    dlt = f"projects/{gcp['project']}/topics/{n['dead_letter']}"
-    number = f"$(gcloud projects describe {gcp['project']} --format=value\\(projectNumber\\))"
-    trigger = (
-        f"$(gcloud functions describe {n['function']} --gen2 --region={region} {project} "
-        f"--format=value\\(eventTrigger.trigger\\))"
-    )
-    subscription = (
-        f"$(gcloud eventarc triggers describe {trigger} --location={region} {project} "
-        f"--format=value\\(transport.pubsub.subscription\\))"
-    )
+    return [*_setup(stage), {"run": deploy_args(stage, source, env_file)}, *_dead_letter(stage)]
 
-    def create_topic(topic: str) -> dict[str, Any]:
-        return {
-            "run": ["gcloud", "pubsub", "topics", "create", topic, project],
-            "unless": ["gcloud", "pubsub", "topics", "describe", topic, project],
-        }
 
+def _setup(stage: Stage) -> list[dict[str, Any]]:
+    """APIs, bucket, topics, and the GCS service agent's right to publish (Eventarc's GCS trigger uses it)."""
+    pid, bucket = stage.extra["project"], f"gs://{stage.bucket}"
+    project = f"--project={pid}"
+    agent = f"--member=serviceAccount:$(gcloud storage service-agent {project})"
+    topics = [
+        {"run": gcloud("pubsub topics create", topic, project),
+         "unless": gcloud("pubsub topics describe", topic, project)}
+        for topic in (stage.queue, names(stage.name)["dead_letter"])
+    ]  # fmt: skip
     return [
-        {"run": ["gcloud", "services", "enable", *APIS, project]},
-        {
-            "run": [
-                "gcloud",
-                "storage",
-                "buckets",
-                "create",
-                f"gs://{bucket}",
-                f"--location={region}",
-                project,
-                "--uniform-bucket-level-access",
-            ],
-            "unless": ["gcloud", "storage", "buckets", "describe", f"gs://{bucket}", project],
-        },
-        create_topic(stage.queue),
-        create_topic(n["dead_letter"]),
-        # Eventarc's GCS trigger needs the Cloud Storage service agent to publish to Pub/Sub.
-        {
-            "run": [
-                "gcloud",
-                "projects",
-                "add-iam-policy-binding",
-                gcp["project"],
-                "--role=roles/pubsub.publisher",
-                f"--member=serviceAccount:$(gcloud storage service-agent {project})",
-                "--condition=None",
-            ]
-        },
-        {"run": deploy_args(stage, source, env_file)},
-        {
-            "run": [
-                "gcloud",
-                "pubsub",
-                "subscriptions",
-                "update",
-                subscription,
-                f"--dead-letter-topic={dlt}",
-                f"--max-delivery-attempts={int(gcp.get('max_delivery_attempts', 5))}",
-                project,
-            ]
-        },
-        # Pub/Sub's own service agent forwards to the dead-letter topic.
-        {
-            "run": [
-                "gcloud",
-                "pubsub",
-                "topics",
-                "add-iam-policy-binding",
-                n["dead_letter"],
-                project,
-                "--role=roles/pubsub.publisher",
-                f"--member=serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com",
-            ]
-        },
-    ]
+        {"run": gcloud("services enable", *APIS, project)},
+        {"run": gcloud("storage buckets create", bucket, f"--location={stage.region}", project,
+                       "--uniform-bucket-level-access"),
+         "unless": gcloud("storage buckets describe", bucket, project)},
+        *topics,
+        {"run": gcloud("projects add-iam-policy-binding", pid, "--role=roles/pubsub.publisher", agent,
+                       "--condition=None")},
+    ]  # fmt: skip
+
+
+def _dead_letter(stage: Stage) -> list[dict[str, Any]]:
+    """The dead-letter topic on the Eventarc trigger's subscription, and Pub/Sub's right to forward to it."""
+    pid, region, n = stage.extra["project"], stage.region, names(stage.name)
+    project = f"--project={pid}"
+    trigger = (f"$(gcloud functions describe {n['function']} --gen2 --region={region} {project} "
+               "--format=value\\(eventTrigger.trigger\\))")
+    subscription = (f"$(gcloud eventarc triggers describe {trigger} --location={region} {project} "
+                    "--format=value\\(transport.pubsub.subscription\\))")
+    number = f"$(gcloud projects describe {pid} --format=value\\(projectNumber\\))"
+    attempts = int(stage.extra.get("max_delivery_attempts", 5))
+    agent = f"--member=serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    return [
+        {"run": gcloud("pubsub subscriptions update", subscription, f"--max-delivery-attempts={attempts}",
+                       f"--dead-letter-topic=projects/{pid}/topics/{n['dead_letter']}", project)},
+        {"run": gcloud("pubsub topics add-iam-policy-binding", n["dead_letter"], project,
+                       "--role=roles/pubsub.publisher", agent)},
+    ]  # fmt: skip
 
 
 def write(stage: Stage, base: Path, bundle: Path) -> list[dict[str, Any]]:
