@@ -9,6 +9,7 @@ with replacement characters, else windows-1252, and reports the charset used so 
 from __future__ import annotations
 
 import codecs
+import re
 from functools import lru_cache
 
 # Each name maps to the codecs tried strictly, in order (first is the superset we trust).
@@ -59,6 +60,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "x-mac-roman": ("mac_roman",),
     "macintosh": ("mac_roman",),
 }
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Codecs that are not charsets (or are dangerous/slow on untrusted input) are never used.
 _REFUSED = {"unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined", "mbcs", "oem", "charmap"}
 _MULTIBYTE = ("gb", "big5", "cp9", "euc", "iso2022", "shift", "utf_16", "utf_32", "utf-16", "utf-32", "johab")
@@ -89,9 +91,12 @@ def decode(data: bytes, charset: str | None) -> tuple[str, str | None]:
     cands = resolve(charset)
     for codec in cands:
         try:
-            return data.decode(codec), None
+            text = data.decode(codec)
         except (UnicodeError, LookupError):
             continue
+        if codec == "utf-7":  # UTF-7 happily decodes lone surrogates, which JSON/UTF-8 output cannot carry
+            text = _SURROGATE.sub("\ufffd", text)
+        return text, None
     return _fallback(data, charset, cands)
 
 

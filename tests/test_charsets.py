@@ -9,6 +9,7 @@ import pytest
 from core.charsets import decode, resolve
 from core.encodings import decode_words
 from core.mime import parse
+from core.model import dumps
 
 SAMPLES = [
     # (declared charset, codec used to produce the bytes, text)
@@ -161,3 +162,9 @@ def test_decode_never_raises_on_random_bytes() -> None:
     for cs in ["utf-8", "iso-2022-jp", "shift_jis", "utf-16", "utf-7", "gb2312", "big5", None]:
         text, _ = decode(junk, cs)
         assert isinstance(text, str)
+
+
+def test_utf7_lone_surrogates_become_replacement_characters() -> None:
+    msg = parse(b"Subject: =?utf-7?q?+2D0-?=\nContent-Type: text/plain; charset=utf-7\n\n+2D0-\n").message
+    assert msg.subject == "\ufffd" and msg.text == "\ufffd\n"
+    dumps(msg.to_dict())  # the canonical UTF-8 JSON encoding must not fail

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from core.mime import parse
-from core.model import Limits
+from core.model import Limits, dumps
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared/corpus/stalwart-mail-parser/eml"
@@ -48,7 +48,7 @@ FAST = Limits(
 
 def check(raw: bytes, limits: Limits = FAST) -> dict:
     result = parse(raw, limits=limits)
-    doc = json.loads(json.dumps(result.message.to_dict()))
+    doc = json.loads(dumps(result.message.to_dict()))  # the canonical UTF-8 encoding
     VALIDATOR.validate(doc)
     assert not [d for d in doc["defects"] if d["kind"] == "internal_error"], doc["defects"]
     return doc

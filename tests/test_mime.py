@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from core.keys import message_id
 from core.mime import parse
-from core.model import Envelope, Limits
+from core.model import Envelope, Limits, dumps
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIL = ROOT / "tests/fixtures/mail"
@@ -31,7 +31,7 @@ def load(name: str) -> bytes:
 def check(raw: bytes, **kw: object) -> dict:
     """Parse, validate against the schema, check payloads match the attachment records; return the dict."""
     result = parse(raw, **kw)  # type: ignore[arg-type]
-    doc = json.loads(json.dumps(result.message.to_dict()))
+    doc = json.loads(dumps(result.message.to_dict()))  # the canonical UTF-8 encoding
     VALIDATOR.validate(doc)
     assert not [d for d in doc["defects"] if d["kind"] == "internal_error"]
     for att in _all_attachments(doc):
