@@ -374,3 +374,26 @@ def test_function_server_transient_failure_is_500(gcp_function: Any) -> None:
     key = seed(store, (MAIL / "plain.eml").read_bytes())
     assert server.post(finalized_event(store, key)) == 500  # Eventarc/Pub/Sub redelivers, then dead-letters
     assert list(store.list("quarantine/")) == []
+
+
+class _Refusing:
+    """A client whose uploads fail with 412, as real GCS answers ifGenerationMatch=0 on an existing object
+    (the emulator cannot: it ignores the precondition)."""
+
+    def bucket(self, name: str) -> Any:
+        return self
+
+    def blob(self, name: str) -> Any:
+        return self
+
+    def upload_from_file(self, *args: Any, **kwargs: Any) -> None:
+        from google.api_core.exceptions import PreconditionFailed
+
+        assert kwargs["if_generation_match"] == 0
+        raise PreconditionFailed("At least one of the pre-conditions you specified did not hold.")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "message/rfc822"])
+def test_gcs_if_absent_precondition_failure_returns_false(content_type: str) -> None:
+    store = GcsStore(BUCKET, client=_Refusing())
+    assert store.put("k", b"x", content_type=content_type, if_absent=True) is False
