@@ -397,3 +397,22 @@ class _Refusing:
 def test_gcs_if_absent_precondition_failure_returns_false(content_type: str) -> None:
     store = GcsStore(BUCKET, client=_Refusing())
     assert store.put("k", b"x", content_type=content_type, if_absent=True) is False
+
+
+@pytest.mark.emulator
+def test_function_server_accepts_gcs_notification_via_pubsub(gcp_function: Any) -> None:
+    """The Pub/Sub variant: a GCS notification (OBJECT_FINALIZE) wrapped in a messagePublished CloudEvent."""
+    import base64
+
+    server, store = gcp_function()
+    key = seed(store, (MAIL / "alternative.eml").read_bytes())
+    obj = finalized_event(store, key)["data"]
+    attributes = {"bucketId": obj["bucket"], "objectId": obj["name"], "eventType": "OBJECT_FINALIZE",
+                  "payloadFormat": "JSON_API_V1", "objectGeneration": str(obj["generation"])}  # fmt: skip
+    message = {"attributes": attributes, "data": base64.b64encode(json.dumps(obj).encode()).decode(),
+               "messageId": "4242", "publishTime": "2026-11-29T07:31:02.402Z"}  # fmt: skip
+    event = {"specversion": "1.0", "type": events.PUBSUB_PUBLISHED, "id": "4242",
+             "source": "//pubsub.googleapis.com/projects/p/topics/gcs-notifications",
+             "data": {"message": message, "subscription": "projects/p/subscriptions/s", "deliveryAttempt": 2}}
+    assert server.post(event) == 200
+    assert json.loads(store.get(f"parsed/{key[4:-4]}.json"))["raw_key"] == key
