@@ -81,10 +81,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_banner(port: int, timeout: float = 30.0) -> None:
-    """Block until the server on ``port`` answers 220; raise TimeoutError after ``timeout`` s."""
+def wait_banner(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until the server on ``port`` answers 220; raise TimeoutError after ``timeout`` s, RuntimeError
+    as soon as ``proc`` (the server, when we started it directly) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with rc={proc.returncode} before answering")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as s:
             if s.recv(512).startswith(b"220"):
                 s.sendall(b"QUIT\r\n")
@@ -134,7 +137,11 @@ class Mailpipe(Target):
         env |= {"MAILPIPE_FSYNC": "1", "MAILPIPE_LOG_LEVEL": "WARNING"}
         with open(self.dir / "serve.log", "wb") as log:
             self.proc = subprocess.Popen(cmd, cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT, env=env)
-        wait_banner(self.port)
+        try:
+            wait_banner(self.port, proc=self.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = (self.dir / "serve.log").read_text(errors="replace")[-400:]
+            raise RuntimeError(f"mailpipe serve did not start ({exc}): {tail}") from exc
         return self.port
 
     def stored(self) -> int | None:
@@ -182,7 +189,7 @@ class SmtpSink(Target):
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         self.proc = subprocess.Popen([sink, *user, f"127.0.0.1:{self.port}", "1024"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_banner(self.port)
+        wait_banner(self.port, proc=self.proc)
         return self.port
 
 
