@@ -5,6 +5,7 @@ holds only what the function imports (boto3 comes with the Lambda runtime).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -22,6 +23,16 @@ CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}
 
 
+@functools.cache
+def _no_network() -> list[str]:
+    """``unshare -n`` (an empty network namespace) where permitted: proves that packaging is offline."""
+    ok = (
+        shutil.which("unshare")
+        and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+    )
+    return ["unshare", "-n"] if ok else []
+
+
 def package(stage: str, out: Path) -> subprocess.CompletedProcess[str]:
     if shutil.which("node") is None:
         pytest.skip("node is not installed (Debian package nodejs): the Serverless Framework needs it")
@@ -32,7 +43,7 @@ def package(stage: str, out: Path) -> subprocess.CompletedProcess[str]:
         "PATH": os.environ["PATH"], "HOME": str(out.parent), "SLS_TELEMETRY_DISABLED": "1",
         "SLS_NOTIFICATIONS_MODE": "off", "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline",
     }  # fmt: skip
-    args = [str(SLS), "package", "--stage", stage, "--package", str(out)]
+    args = [*_no_network(), str(SLS), "package", "--stage", stage, "--package", str(out)]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
