@@ -219,3 +219,33 @@ def test_event_from_another_bucket_is_quarantined(load_handler: Callable[..., Mo
     assert result == {"batchItemFailures": []}
     assert [k for k in stack.all_keys() if k.startswith("quarantine/")]
     assert not [k for k in stack.all_keys() + other.all_keys() if k.startswith("parsed/")]
+
+
+def test_s3_to_sns_to_sqs_fan_out(
+    load_handler: Callable[..., ModuleType], bucket: str, queue_url: str
+) -> None:
+    sns, sqs = client("sns"), client("sqs")
+    topic = sns.create_topic(Name=f"raw-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)  # raw delivery off: SNS envelope in the body
+    rules = [{"Name": "prefix", "Value": "raw/"}, {"Name": "suffix", "Value": ".eml"}]
+    client("s3").put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "TopicConfigurations": [
+                {
+                    "TopicArn": topic,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": rules}},
+                }
+            ]
+        },
+    )
+    dest = f"parsed-{uuid.uuid4().hex[:8]}"
+    sqs.create_queue(QueueName=dest)
+    handler = load_handler(f"s3://{bucket}", f"sqs://{dest}")
+    mid = accept(S3Store(bucket), message(), ENV)
+    msgs = receive_all(queue_url, expect=2)
+    assert all(json.loads(m["Body"])["Type"] == "Notification" for m in msgs)
+    assert handler.handle(lambda_sqs_event(msgs, arn), None) == {"batchItemFailures": []}
+    assert json.loads(S3Store(bucket).get(parsed_key(mid)))["id"] == mid
