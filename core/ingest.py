@@ -25,10 +25,17 @@ def accept(store: ObjectStore, raw: bytes, envelope: Envelope) -> str:
     wrapped as BackendUnavailable, so a caller never mistakes an unknown failure for success.
     """
     mid = message_id(raw, envelope)
+    items = [
+        (envelope_key(mid), dumps(envelope.to_dict()), "application/json"),
+        (raw_key(mid), raw, "message/rfc822"),
+    ]
+    put_many = getattr(store, "put_many", None)  # optional: one durable commit for both objects
     try:
-        sidecar = dumps(envelope.to_dict())
-        store.put(envelope_key(mid), sidecar, content_type="application/json", if_absent=True)
-        store.put(raw_key(mid), raw, content_type="message/rfc822", if_absent=True)
+        if put_many is not None:
+            put_many(items, if_absent=True)
+        else:
+            for key, data, content_type in items:
+                store.put(key, data, content_type=content_type, if_absent=True)
     except TransientError:
         raise
     except Exception as exc:

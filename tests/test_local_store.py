@@ -98,3 +98,16 @@ def test_memory_queue_dedupes_by_key(memory_url: str) -> None:
     queue.publish(b"1", key="a")
     queue.publish(b"1", key="a")
     assert open_publisher(memory_url).messages == {"a": b"1"}  # type: ignore[attr-defined]
+
+
+def test_folder_put_many_is_ordered_and_if_absent(tmp_path: Path) -> None:
+    store = FolderStore(tmp_path / "s")
+    seen: list[str] = []
+    store.add_listener(seen.append)
+    store.put("raw/a.envelope.json", b"old", content_type="application/json")
+    items = [("raw/a.envelope.json", b"new", "application/json"), ("raw/a.eml", b"mail", "message/rfc822")]
+    assert store.put_many(items, if_absent=True) == [False, True]
+    assert store.get("raw/a.envelope.json") == b"old" and store.get("raw/a.eml") == b"mail"
+    assert store.put_many(items, if_absent=True) == [False, False]
+    assert seen == ["raw/a.eml"]
+    assert [p.name for p in (tmp_path / "s" / "raw").iterdir() if p.name.startswith(".tmp-")] == []

@@ -65,23 +65,42 @@ class FolderStore(Notifier):
             raise BackendUnavailable(f"stat {key}: {exc.strerror}") from exc
 
     def put(self, key: str, data: bytes, *, content_type: str = "", if_absent: bool = False) -> bool:
-        path = self._path(key)
-        if if_absent and path.exists():
-            return False
-        tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{uuid.uuid4().hex}")
-        try:
-            self._mkdirs(path.parent)
-            written = self._write(tmp, path, data, if_absent)
-        except OSError as exc:
-            raise BackendUnavailable(f"write {key}: {errno.errorcode.get(exc.errno or 0, exc)}") from exc
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-        if written:
-            self.notify_created(key)
-        return written
+        return self.put_many([(key, data, content_type)], if_absent=if_absent)[0]
 
-    def _write(self, tmp: Path, path: Path, data: bytes, if_absent: bool) -> bool:
+    def put_many(self, items: list[tuple[str, bytes, str]], *, if_absent: bool = False) -> list[bool]:
+        """Write ``(key, data, content_type)`` items durably, made visible in order, one sync per directory.
+
+        Every temp file is written and fsynced, then linked in order, then the directories are synced (group
+        commit); listeners fire after that. If the directory sync fails the new names are removed again.
+        Raises InvalidKey, BackendUnavailable.
+        """
+        paths = [self._path(key) for key, _, _ in items]
+        tmps = [p.with_name(f"{TMP_PREFIX}{p.name}.{uuid.uuid4().hex}") for p in paths]
+        todo = [not (if_absent and p.exists()) for p in paths]
+        try:
+            for (_, data, _), path, tmp, go in zip(items, paths, tmps, todo, strict=True):
+                if go:
+                    self._mkdirs(path.parent)
+                    self._write_temp(tmp, data)
+            done = [
+                go and self._link(tmp, path, if_absent)
+                for path, tmp, go in zip(paths, tmps, todo, strict=True)
+            ]
+            self._sync_dirs([p for p, d in zip(paths, done, strict=True) if d])
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"write {items[0][0]}: {errno.errorcode.get(exc.errno or 0, exc)}"
+            ) from exc
+        finally:
+            for tmp in tmps:
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+        for (key, _, _), written in zip(items, done, strict=True):
+            if written:
+                self.notify_created(key)
+        return done
+
+    def _write_temp(self, tmp: Path, data: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with memoryview(data) as view:
@@ -92,16 +111,28 @@ class FolderStore(Notifier):
                 os.fsync(fd)
         finally:
             os.close(fd)
-        if if_absent:
-            try:  # link() is an atomic create-if-absent: two racing writers cannot both win
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-        else:
+
+    def _link(self, tmp: Path, path: Path, if_absent: bool) -> bool:
+        if not if_absent:
             tmp.replace(path)
-        if self.fsync:
-            self._dir_sync.sync(path.parent)
+            return True
+        try:  # link() is an atomic create-if-absent: two racing writers cannot both win
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
         return True
+
+    def _sync_dirs(self, created: list[Path]) -> None:
+        if not self.fsync:
+            return
+        try:
+            for directory in dict.fromkeys(p.parent for p in created):
+                self._dir_sync.sync(directory)
+        except OSError:  # not durable: take the names back so nothing unsynced is ever seen as stored
+            for path in created:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
 
     def _mkdirs(self, directory: Path) -> None:
         if directory in self._dirs:
