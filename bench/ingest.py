@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--sizes", default=",".join(SIZES))
     ap.add_argument("--concurrency", default="1,20,100")
-    ap.add_argument("--reuse-connections", action="store_true", help="smtp-source -d: many messages a session")
+    ap.add_argument("--reuse-connections", action="store_true", help="smtp-source -d (reuse sessions)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per smtp-source/probe run")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     a = ap.parse_args(argv)
@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'PASS' if v else ('n/a ' if v is None else 'FAIL')}  {k}")
     utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     doc = {"bench": "ingest", "utc": utc, "quick": a.quick, "reuse_connections": a.reuse_connections}
-    write_json(doc | {"cpus": os.cpu_count(), "cells": cells, "ratios_mailpipe_over_postfix": ratio, "targets": checks})
+    doc |= {"cpus": os.cpu_count(), "cells": cells, "ratios_mailpipe_over_postfix": ratio, "targets": checks}
+    write_json(doc)
     return 1 if a.strict and False in checks.values() else 0
 
 
