@@ -115,7 +115,8 @@ class Tree:
             p.children.append(self.part(s, e, f"{prefix}{i}", depth + 1, default))
 
     def _split(self, start: int, end: int, delim: bytes) -> tuple[list[tuple[int, int]], bool]:
-        buf, spans, cur, pos = self.buf, [], -1, start
+        buf, cur, pos = self.buf, -1, start
+        spans: list[tuple[int, int]] = []
         cap = self.limits.max_parts + 1
         while len(spans) < cap:
             i = buf.find(delim, pos, end)
