@@ -333,3 +333,13 @@ def test_depth_is_capped_even_when_the_limit_is_huge() -> None:
         limits=Limits(max_depth=10**6),
     )
     assert "limit_depth" in json.dumps(doc)
+
+
+def test_internal_error_catch_all_returns_a_valid_minimal_result() -> None:
+    # A misconfigured Limits (None where an int belongs) is a real way to break the parser's internals.
+    broken = Limits(max_parts=None)  # type: ignore[arg-type]
+    result = parse(load("mixed.eml"), limits=broken)
+    doc = json.loads(dumps(result.message.to_dict()))
+    VALIDATOR.validate(doc)
+    assert [d["kind"] for d in doc["defects"]] == ["internal_error"]
+    assert doc["sha256"] == hashlib.sha256(load("mixed.eml")).hexdigest() and result.payloads == {}
