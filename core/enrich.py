@@ -41,6 +41,13 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "sentiment": ("enrichers.nlp:SentimentEnricher", "pip install 'mailpipe[nlp]'"),
     "links": ("enrichers.links:LinksEnricher", ""),
     "auth": ("enrichers.auth:AuthEnricher", "pip install 'mailpipe[auth]'"),
+    "autoreply": ("enrichers.mailtypes:AutoreplyEnricher", ""),
+    "bounce": ("enrichers.mailtypes:BounceEnricher", ""),
+    "reply": ("enrichers.mailtypes:ReplyEnricher", ""),
+    "crypto": ("enrichers.mailtypes:CryptoEnricher", ""),
+    "uuencode": ("enrichers.mailtypes:UuencodeEnricher", ""),
+    "calendar": ("enrichers.ical:CalendarEnricher", "pip install 'mailpipe[messy]'"),
+    "tnef": ("enrichers.tnef:TnefEnricher", "pip install 'mailpipe[messy]'"),
 }
 
 

@@ -76,24 +76,30 @@ def _raw_view(raw: bytes) -> MessageView:
         is_attachment = (
             filename is not None or "attachment" in str(part.get("Content-Disposition", "")).lower()
         )
-        data = part.get_payload(decode=True) or b""
+        data = _payload(part)
         if ctype == "text/plain" and not is_attachment and text is None:
             text = _decode(data, part)
         elif ctype == "text/html" and not is_attachment and html is None:
             html = _decode(data, part)
-        elif is_attachment or not ctype.startswith("text/"):
+        else:  # every other leaf (calendar, delivery-status, a second text part) is a part, as in core/mime
             parts.append(Part(path, filename, ctype, data))
     headers = tuple((k, str(v)) for k, v in msg.items())
     return MessageView(raw, text, html, headers, tuple(parts))
 
 
 def _walk(msg: Message, path: str) -> Iterator[tuple[str, Message]]:
-    if msg.is_multipart():
+    if msg.is_multipart() and msg.get_content_type() != "message/delivery-status":
         for i, sub in enumerate(msg.get_payload() or (), 1):
             if hasattr(sub, "is_multipart"):
                 yield from _walk(sub, f"{path}.{i}" if path else str(i))
     else:
         yield path, msg
+
+
+def _payload(part: Message) -> bytes:
+    if part.is_multipart():  # compat32 parses message/delivery-status into header blocks: rejoin them
+        return b"\n".join(block.as_bytes() for block in part.get_payload() or ())
+    return part.get_payload(decode=True) or b""
 
 
 def _safe(getter: Any) -> Any:
