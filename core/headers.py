@@ -27,6 +27,7 @@ _CT_COMMENT = re.compile(r'("(?:[^"\\]|\\.)*")|\([^()]*\)')
 _PARAM_SPECIALS = ('"', "*", "=?", "\\", "\n")
 _ESCAPED = re.compile(r"\\(.)", re.S)
 _MSGID = re.compile(r"<([^<>]*)>")
+_RAW_BYTE = re.compile("[\udc80-\udcff]")
 _TYPE = re.compile(r"\s*([^/;\s]+)\s*(?:/\s*([^;\s]*))?")
 
 
@@ -38,18 +39,18 @@ def split_fields(block: bytes) -> tuple[list[tuple[str, str]], list[str]]:
     """
     problems: list[str] = []
     try:
-        text = block.decode("utf-8")
+        return _fields_of(block.decode("utf-8"), problems), problems
     except UnicodeError:
-        text = None
-    if text is None:
-        fields: list[tuple[str, str]] = []
-        for raw_line in re.finditer(rb"[^\n]*(?:\n[ \t][^\n]*)*", block):
-            line, fallback = decode_header_bytes(raw_line.group())
-            if fallback:
-                problems.append(fallback)
-            fields.extend(_fields_of(line, problems))
-        return fields, problems
-    return _fields_of(text, problems), problems
+        pass
+    # Invalid bytes ride along as lone surrogates; only the fields that carry some are re-decoded.
+    fields = _fields_of(block.decode("utf-8", "surrogateescape"), problems)
+    for i, (name, value) in enumerate(fields):
+        if _RAW_BYTE.search(name) or _RAW_BYTE.search(value):
+            name, _ = decode_header_bytes(name.encode("utf-8", "surrogateescape"))
+            value, fallback = decode_header_bytes(value.encode("utf-8", "surrogateescape"))
+            fields[i] = (name, value)
+            problems.append(fallback or "8-bit header is not utf-8; decoded as windows-1252")
+    return fields, problems
 
 
 def _fields_of(text: str, problems: list[str]) -> list[tuple[str, str]]:
