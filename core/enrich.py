@@ -124,6 +124,9 @@ def run_enrichers(
 def run_one(enricher: Enricher, view: MessageView, ctx: Context) -> dict[str, Any]:
     """Run one step in a worker thread bounded by its timeout. Raises TransientError only."""
     timeout = float(ctx.config.get("timeout", enricher.timeout))
+    wants = set(enricher.wants)
+    if wants and not wants & _present(view):  # e.g. OCR on a message without attachments: not even started
+        return _result(enricher, "skipped", None, f"message has no {'/'.join(sorted(wants))}", 0)
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -147,6 +150,18 @@ def run_one(enricher: Enricher, view: MessageView, ctx: Context) -> dict[str, An
     if isinstance(exc, Skip):
         return _result(enricher, "skipped", None, str(exc) or "nothing to do", ms)
     return _result(enricher, "error", None, f"{type(exc).__name__}: {exc}"[:500], ms)
+
+
+def _present(view: MessageView) -> set[str]:
+    have = {
+        "text": view.text,
+        "html": view.html,
+        "headers": view.headers,
+        "attachments": view.parts,
+        "raw": view.raw,
+        "envelope": view.envelope,
+    }
+    return {k for k, v in have.items() if v}
 
 
 def _result(enricher: Enricher, status: str, result: Any, error: str | None, ms: int) -> dict[str, Any]:

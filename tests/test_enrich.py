@@ -176,3 +176,9 @@ def test_cli_engine_down_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[s
     conf.write_text(json.dumps({"malware": {"clamd": f"unix:{tmp_path}/none.sock"}}))
     assert main(["parse", str(eml), "--enrich", "malware", "--enrich-config", str(conf)]) == 1
     assert "enrichment engine unavailable" in capsys.readouterr().err
+
+
+def test_an_enricher_is_not_started_without_the_parts_it_wants() -> None:
+    out = run_enrichers({}, {}, raw(message("just text")), ["ocr", "tnef"])
+    assert out["ocr"]["status"] == "skipped" and out["ocr"]["error"] == "message has no attachments"
+    assert out["ocr"]["duration_ms"] == 0 and out["tnef"]["status"] == "skipped"
