@@ -32,6 +32,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "MAILPIPE_FSYNC": ("fsync", bool),
     "MAILPIPE_LOG_LEVEL": ("log_level", str),
     "MAILPIPE_RULES": ("rules_file", str),
+    "MAILPIPE_ENRICHERS": ("enrichers", tuple),
+    "MAILPIPE_ENRICH_CONFIG": ("enrich_config_file", str),
 }
 
 
@@ -54,6 +56,8 @@ class Settings:
     fsync: bool = True
     log_level: str = "INFO"
     rules_file: str | None = None  # routing rules YAML (docs/rules.md); None: no routing
+    enrichers: tuple[str, ...] = ()  # enricher names, run in order after parsing (docs/enrichers.md)
+    enrich_config_file: str | None = None  # JSON: enricher name -> its settings (core.enrich.load_config)
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:

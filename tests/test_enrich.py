@@ -182,3 +182,16 @@ def test_an_enricher_is_not_started_without_the_parts_it_wants() -> None:
     out = run_enrichers({}, {}, raw(message("just text")), ["ocr", "tnef"])
     assert out["ocr"]["status"] == "skipped" and out["ocr"]["error"] == "message has no attachments"
     assert out["ocr"]["duration_ms"] == 0 and out["tnef"]["status"] == "skipped"
+
+
+def test_settings_name_the_enrichers_and_their_config(tmp_path: Path) -> None:
+    from core.enrich import load_config
+    from core.settings import Settings
+
+    conf = tmp_path / "enrich.json"
+    conf.write_text(json.dumps({"links": {"trusted": ["acme.example"]}}))
+    s = Settings.from_env({"MAILPIPE_ENRICHERS": "links, auth", "MAILPIPE_ENRICH_CONFIG": str(conf)})
+    assert s.enrichers == ("links", "auth") and load_config(s.enrich_config_file) == {
+        "links": {"trusted": ["acme.example"]}
+    }
+    assert Settings.from_env({}).enrichers == ()
