@@ -34,9 +34,9 @@ $(STAMPS)/py-bench: pyproject.toml | $(BIN)/python
 	@mkdir -p $(STAMPS) && touch $@
 
 # bench/setup-postfix.sh preseeds debconf so the postfix package installs unconfigured (bench runs its own)
-$(STAMPS)/apt-bench: deps/apt-bench.txt scripts/ensure-apt.sh bench/setup-postfix.sh
+$(STAMPS)/apt-bench: deps/apt-bench.txt deps/apt-test.txt scripts/ensure-apt.sh bench/setup-postfix.sh
 	bench/setup-postfix.sh
-	scripts/ensure-apt.sh deps/apt-bench.txt
+	scripts/ensure-apt.sh deps/apt-bench.txt deps/apt-test.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/npm-bench: bench/node/package.json bench/node/package-lock.json $(STAMPS)/apt-bench
@@ -64,6 +64,7 @@ test: install-test
 bench: $(STAMPS)/py-bench $(STAMPS)/apt-bench $(STAMPS)/npm-bench
 	$(BIN)/python -m bench.parse $(BENCH_ARGS)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
+	$(BIN)/python -m bench.enrich $(BENCH_ARGS)
 	$(BIN)/python -m bench.rules
 
 ## make deploy STAGE=<stage>: deploy one customer stage on its cloud (stages.yml, docs/stages.md)

@@ -1,4 +1,4 @@
-"""Enrichment cost: ``python -m bench.enrich [--count N] [--scale X] [--pages P]``.
+"""Enrichment cost: ``python -m bench.enrich [--quick] [--count N] [--scale X] [--pages P]``.
 
 1. Per-enricher cost per message (mean / p95 ms) on the synthetic mix (bench.gen_mix), with a private clamd
    loaded with the project's test signatures and the project's YARA rules.
@@ -125,8 +125,9 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--pages", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="40 messages at scale 0.4 (as bench.parse --quick)")
     a = ap.parse_args()
-    mix = generate(1, a.count, a.scale)
+    mix = generate(1, *((40, 0.4) if a.quick else (a.count, a.scale)))
     raws = [p.read_bytes() for p in sorted(mix.glob("*.eml"))]
     with (
         tempfile.TemporaryDirectory(prefix="mailpipe-bench-clamd-") as tmp,
