@@ -19,7 +19,7 @@ from core.dispatch import Dispatcher
 from core.errors import ConfigError
 from core.routing import plan
 from core.rules import load_config
-from providers import open_publisher
+from providers import QUEUES, open_publisher
 from providers.local.memory import MemoryQueue, MemoryStore
 from providers.local.rules_yaml import load_rules_file, load_rules_text, open_router
 
@@ -329,7 +329,7 @@ def test_router_from_a_rules_file_as_the_pipeline_uses_it(tmp_path: Path, memory
         "    rules:\n"
         "      - {name: pdf, when: {attachment_name: '*.pdf'}, actions: [{tag: pdf}, {publish: billing}]}\n"
     )
-    router = open_router(str(rules), MemoryStore.from_url(memory_url), env={})
+    router = open_router(str(rules), MemoryStore.from_url(memory_url), open_publisher, schemes=QUEUES, env={})
     doc, payloads = parsed(rcpts=("billing@acme.example",))
     p = router.plan(doc)
     assert doc["tags"] == ["pdf"] and p.disposition == "deliver"
@@ -344,7 +344,8 @@ def test_router_refuses_an_unknown_queue_scheme(tmp_path: Path, memory_url: str)
     rules = tmp_path / "stage.yml"
     rules.write_text(GOOD.replace("memory://b", "kafka://topic"))
     with pytest.raises(ConfigError, match=r"customers.acme.destinations.billing: unknown queue scheme"):
-        open_router(str(rules), MemoryStore.from_url(memory_url), env={"APP_SECRET": SECRET})
+        store = MemoryStore.from_url(memory_url)
+        open_router(str(rules), store, open_publisher, schemes=QUEUES, env={"APP_SECRET": SECRET})
 
 
 @pytest.mark.parametrize(

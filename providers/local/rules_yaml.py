@@ -15,28 +15,35 @@ from core.rules import load_config
 from core.validate import RuleError, dotted
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Collection, Mapping
 
-    from core.ports import ObjectStore
+    from core.ports import ObjectStore, Publisher
     from core.rules import RoutingConfig
     from core.validate import Path
 
 
-def open_router(path: str, store: ObjectStore, env: Mapping[str, str] | None = None) -> Router:
-    """The pipeline's Router for a rules file: destinations opened lazily through providers.open_publisher
-    (cached per URL). Raises ConfigError at start-up for a bad file."""
+def open_router(
+    path: str,
+    store: ObjectStore,
+    publisher_for: Callable[[str], Publisher],
+    *,
+    schemes: Collection[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Router:
+    """The pipeline's Router for a rules file. The composition root passes ``providers.open_publisher`` and
+    ``schemes=providers.QUEUES`` (destinations are then checked at start-up, opened lazily, cached per URL).
+    Raises ConfigError for a bad file or an unknown queue scheme."""
     from urllib.parse import urlsplit
-
-    from providers import QUEUES, open_publisher
 
     config = load_rules_file(path, env)
     for cust in config.customers.values():
         for name, url in cust.destinations.items():
-            if urlsplit(url).scheme not in QUEUES:
+            if schemes and urlsplit(url).scheme not in schemes:
                 field = f"customers.{cust.name}.destinations.{name}"
-                known = ", ".join(QUEUES)
-                raise ConfigError(f"{path}: {field}: unknown queue scheme in {url!r}; known: {known}")
-    return Router(config, Dispatcher(store, open_publisher))
+                raise ConfigError(
+                    f"{path}: {field}: unknown queue scheme in {url!r}; known: {', '.join(schemes)}"
+                )
+    return Router(config, Dispatcher(store, publisher_for))
 
 
 def load_rules_file(path: str, env: Mapping[str, str] | None = None) -> RoutingConfig:
