@@ -91,7 +91,7 @@ def _chunks(data: bytes) -> Iterator[bytes]:
 
 
 _CONF = """Foreground yes
-LocalSocket {sock}
+{listen}
 DatabaseDirectory {db}
 TemporaryDirectory {tmp}
 LogFile {log}
@@ -105,10 +105,11 @@ DisableCache yes
 
 @contextlib.contextmanager
 def private_clamd(
-    workdir: Path, databases: Sequence[Path] = (TEST_DATABASE,), start_timeout: float = 60
+    workdir: Path, databases: Sequence[Path] = (TEST_DATABASE,), start_timeout: float = 60, tcp_port: int = 0
 ) -> Iterator[Clamd]:
     """Run a clamd of our own (own config, socket and signature directory; no system service, no freshclam)
-    for tests, benchmarks and the embedded mode. Yields a connected client; stops the daemon on exit."""
+    for tests, benchmarks and embedded mode: a unix socket in ``workdir`` or TCP on 127.0.0.1:``tcp_port``.
+    Yields a connected client; stops the daemon on exit."""
     binary = shutil.which("clamd") or "/usr/sbin/clamd"
     db, tmp = workdir / "db", workdir / "tmp"
     db.mkdir(parents=True, exist_ok=True)
@@ -118,13 +119,21 @@ def private_clamd(
     conf = workdir / "clamd.conf"
     conf.write_text(
         _CONF.format(
-            sock=workdir / "clamd.sock", db=db, tmp=tmp, log=workdir / "clamd.log", pid=workdir / "clamd.pid"
+            listen=f"TCPSocket {tcp_port}\nTCPAddr 127.0.0.1"
+            if tcp_port
+            else f"LocalSocket {workdir / 'clamd.sock'}",
+            db=db,
+            tmp=tmp,
+            log=workdir / "clamd.log",
+            pid=workdir / "clamd.pid",
         )
     )
     proc = subprocess.Popen(
         [binary, "--config-file", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    client = Clamd(f"unix:{workdir / 'clamd.sock'}", timeout=30)
+    client = Clamd(
+        f"tcp://127.0.0.1:{tcp_port}" if tcp_port else f"unix:{workdir / 'clamd.sock'}", timeout=30
+    )
     try:
         _wait_ready(proc, client, start_timeout, workdir / "clamd.log")
         yield client
