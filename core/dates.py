@@ -65,7 +65,7 @@ def _offset(zone: str | None) -> int:
     """Minutes east of UTC; unknown or military zones count as +00:00 (RFC 5322 4.3)."""
     if not zone:
         return 0
-    z = zone.replace(" ", "")
+    z = "".join(zone.split())
     if z[0] in "+-":
         digits = z[1:].rjust(4, "0") if len(z) > 3 else z[1:].rjust(2, "0") + "00"
         hh, mm = int(digits[:2]), int(digits[2:4])

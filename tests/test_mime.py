@@ -343,3 +343,9 @@ def test_internal_error_catch_all_returns_a_valid_minimal_result() -> None:
     VALIDATOR.validate(doc)
     assert [d["kind"] for d in doc["defects"]] == ["internal_error"]
     assert doc["sha256"] == hashlib.sha256(load("mixed.eml")).hexdigest() and result.payloads == {}
+
+
+@pytest.mark.parametrize("zone", ["+\t\t4", "+\x1d4", "-\t\t", "+ 0 2 0 0"])
+def test_dates_with_odd_whitespace_in_the_zone(zone: str) -> None:
+    doc = check(f"Date: 1 Jan 2020 10:00 {zone}\n\nx\n".encode())
+    assert doc["date"] is None or doc["date"].startswith("2020-01-01T10:00:00")
