@@ -42,29 +42,52 @@ def _ready(url: str) -> bool:
         return False
 
 
+class _Moto:
+    """One moto server per test session, shared by every module that star-imports the fixtures (each import
+    registers its own session fixture; the reference count stops the server after the last one)."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    url = ""
+    users = 0
+
+    @classmethod
+    def start(cls, log: Path) -> str:
+        if cls.proc is None:
+            port = _free_port()
+            with open(log, "wb") as out:
+                cls.proc = subprocess.Popen(
+                    [str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
+                )
+            cls.url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while not _ready(cls.url):
+                if cls.proc.poll() is not None or time.monotonic() > deadline:
+                    cls.stop(force=True)
+                    pytest.fail(f"moto_server did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.1)
+        cls.users += 1
+        return cls.url
+
+    @classmethod
+    def stop(cls, force: bool = False) -> None:
+        cls.users = 0 if force else cls.users - 1
+        if cls.users <= 0 and cls.proc is not None:
+            cls.proc.terminate()
+            try:
+                cls.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                cls.proc.kill()
+                cls.proc.wait(10)
+            cls.proc = None
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a moto server subprocess (S3 and SQS on one port)."""
+    """Base URL of the moto server subprocess (S3, SQS and SNS on one loopback port)."""
     if not MOTO.exists():
         pytest.skip(f"moto_server not installed at {MOTO}: run `make install-test` (dev extra: moto[server])")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not _ready(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"moto_server did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    yield _Moto.start(tmp_path_factory.mktemp("moto") / "moto.log")
+    _Moto.stop()
 
 
 def moto_reset(url: str) -> None:
