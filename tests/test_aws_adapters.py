@@ -118,13 +118,17 @@ def test_endpoint_down_is_backend_unavailable(aws_env: str, monkeypatch: pytest.
 
 
 def test_service_specific_endpoint_variables_win(
-    bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    bucket: str, queue_url: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_endpoint)
     store = open_store(f"s3://{bucket}")
     store.put("k", b"v", content_type="text/plain")
     assert store.get("k") == b"v"
+    open_publisher(f"sqs://{queue_url.rsplit('/', 1)[1]}").publish(b"{}", key="k")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # for the test's own client
+    assert [m["Body"] for m in receive_all(queue_url)] == ["{}"]
 
 
 @pytest.mark.parametrize(
