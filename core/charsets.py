@@ -60,6 +60,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "x-mac-roman": ("mac_roman",),
     "macintosh": ("mac_roman",),
 }
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""", re.I)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Codecs that are not charsets (or are dangerous/slow on untrusted input) are never used.
 _REFUSED = {"unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined", "mbcs", "oem", "charmap"}
@@ -120,3 +121,9 @@ def decode_header_bytes(data: bytes) -> tuple[str, str | None]:
         return data.decode("utf-8"), None
     except UnicodeError:
         return data.decode("cp1252", "replace"), "8-bit header is not utf-8; decoded as windows-1252"
+
+
+def meta_charset(html: bytes) -> str | None:
+    """The ``<meta charset>`` of an HTML part that declares none in its header (first 2 KB), like browsers."""
+    m = _META_CHARSET.search(html, 0, 2048)
+    return m.group(1).decode("ascii") if m else None

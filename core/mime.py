@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from core import body
-from core.charsets import decode
+from core.charsets import decode, meta_charset
 from core.encodings import transfer_decode
 from core.fields import message_fields
 from core.keys import attachment_key, message_id
@@ -124,8 +124,9 @@ def _text(buf: bytes, parts: list[Part], ctx: _Ctx, problems: list[tuple[str, st
         return None
     chunks = []
     for part in parts:
-        declared = part.params.get("charset") or "us-ascii"
-        text, fallback = decode(_payload(buf, part, ctx, problems), declared)
+        data = _payload(buf, part, ctx, problems)
+        declared = part.params.get("charset") or (part.sub == "html" and meta_charset(data)) or "us-ascii"
+        text, fallback = decode(data, declared)
         if fallback:
             problems.append((part.path, "charset_fallback", fallback))
         chunks.append(text.replace("\r\n", "\n"))

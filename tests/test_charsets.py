@@ -168,3 +168,11 @@ def test_utf7_lone_surrogates_become_replacement_characters() -> None:
     msg = parse(b"Subject: =?utf-7?q?+2D0-?=\nContent-Type: text/plain; charset=utf-7\n\n+2D0-\n").message
     assert msg.subject == "\ufffd" and msg.text == "\ufffd\n"
     dumps(msg.to_dict())  # the canonical UTF-8 JSON encoding must not fail
+
+
+def test_html_without_declared_charset_uses_its_meta_charset() -> None:
+    html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251"></head>Привет'
+    msg = parse(b"Content-Type: text/html\n\n" + html.encode("cp1251")).message
+    assert msg.html == html and msg.defects == ()
+    msg = parse(b"Content-Type: text/html\n\n<meta charset='shift_jis'>" + "日本".encode("cp932")).message
+    assert msg.html == "<meta charset='shift_jis'>日本"
