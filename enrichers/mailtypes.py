@@ -240,9 +240,11 @@ def _uudecode(block: str) -> bytes:
     for line in block.split("\n"):
         if not line or line in ("`", " "):
             continue
-        try:
-            out += binascii.a2b_uu(line)
-        except binascii.Error:  # some encoders pad lines badly: decode what the length byte announces
-            n = (ord(line[0]) - 32) & 63
-            out += binascii.a2b_uu(line[: ((n + 2) // 3) * 4 + 1])
+        n = (ord(line[0]) - 32) & 63
+        for candidate in (line, line[: ((n + 2) // 3) * 4 + 1]):  # some encoders pad lines badly
+            try:
+                out += binascii.a2b_uu(candidate)
+                break
+            except (binascii.Error, ValueError):
+                continue  # a damaged line decodes to nothing rather than failing the whole file
     return bytes(out)
