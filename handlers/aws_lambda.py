@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import TransientError
 from core.pipeline import Outcome
 from handlers import compose
 from providers.aws.events import bind_store, is_sqs_batch
@@ -22,5 +23,5 @@ def handle(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     if is_sqs_batch(event):
         return {"batchItemFailures": [{"itemIdentifier": r.get("messageId", "")} for r in retry]}
     if retry:
-        raise RuntimeError(f"{len(retry)} record(s) failed transiently; Lambda retries the invocation")
+        raise TransientError(f"{len(retry)} record(s) failed transiently; Lambda retries the invocation")
     return {"batchItemFailures": []}

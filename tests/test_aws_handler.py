@@ -20,6 +20,7 @@ import pytest
 from emulators_aws import *  # noqa: F403 - the moto fixtures
 from emulators_aws import REGION, client, lambda_sqs_event, notify_bucket_to_queue, receive_all
 
+from core.errors import TransientError
 from core.ingest import accept
 from core.keys import attachment_key, parsed_key, raw_key
 from core.model import NOTIFICATION_SCHEMA, Envelope
@@ -206,7 +207,7 @@ def test_direct_s3_event_and_retry_by_raising(load_handler: Callable[..., Module
     assert handler.handle(s3_event, None) == {"batchItemFailures": []}
     assert parsed_key(mid) in stack.all_keys()
     client("sqs").delete_queue(QueueUrl=stack.dest)
-    with pytest.raises(RuntimeError, match="transiently"):
+    with pytest.raises(TransientError, match="transiently"):
         load_handler(f"s3://{stack.bucket}", f"sqs://{stack.dest_name}").handle(s3_event, None)
 
 
