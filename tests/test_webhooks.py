@@ -211,3 +211,14 @@ def test_dead_letters_are_replayed_once_the_receiver_is_back(
     saved = json.loads(store.get(json.loads(store.get(dead_key))["outbox_key"]))
     assert rx.requests[0]["body"] == base64.b64decode(saved["body"])  # the exact stored body
     assert [o["status"] for o in outcomes] == ["already_delivered"]
+
+
+def test_large_mailpipe_events_go_by_reference() -> None:
+    from core.dispatch import mailpipe_payload
+
+    doc, _ = parsed(rcpts=("billing@acme.example",))
+    view = {**doc, "customer": "acme", "tags": ["t"]}
+    small = json.loads(mailpipe_payload(view, "routed/acme/x.json", 1_000_000))
+    large = json.loads(mailpipe_payload(view, "routed/acme/x.json", 500))
+    assert small["message"]["id"] == doc["id"]
+    assert large["message"] is None and large["parsed_key"] == "routed/acme/x.json" and large["tags"] == ["t"]
