@@ -46,6 +46,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "reply": ("enrichers.mailtypes:ReplyEnricher", ""),
     "crypto": ("enrichers.mailtypes:CryptoEnricher", ""),
     "uuencode": ("enrichers.mailtypes:UuencodeEnricher", ""),
+    "attachment_hashes": ("enrichers.hashes:AttachmentHashesEnricher", ""),
     "calendar": ("enrichers.ical:CalendarEnricher", "pip install 'mailpipe[messy]'"),
     "tnef": ("enrichers.tnef:TnefEnricher", "pip install 'mailpipe[messy]'"),
 }

@@ -232,3 +232,18 @@ def test_raw_fallback_view_sees_delivery_status_and_calendar() -> None:
 
     out = run_enrichers({}, {}, DSN, ["bounce"])["bounce"]["result"]
     assert out["bounce"] and out["recipients"][0]["status"] == "5.1.1"
+
+
+def test_attachment_hashes_include_zip_entries() -> None:
+    from tests.enrich_mail import zipped
+
+    data = raw(message("x", attachments=(("a.zip", "application/zip", zipped({"in.txt": b"abc"})),)))
+    files = one(data, "attachment_hashes")["result"]["files"]
+    inner = next(f for f in files if f["object"].endswith("a.zip/in.txt"))
+    assert inner == {
+        "object": inner["object"],
+        "size": 3,
+        "md5": hashlib.md5(b"abc").hexdigest(),
+        "sha1": hashlib.sha1(b"abc").hexdigest(),
+        "sha256": hashlib.sha256(b"abc").hexdigest(),
+    }
