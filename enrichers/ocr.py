@@ -5,7 +5,8 @@ read by Tesseract (its CLI, as a subprocess with a time and memory budget). Imag
 
 Config (``config["ocr"]``)::
 
-    languages: "eng"        # Tesseract languages ("eng+deu"); each needs its tesseract-ocr-<lang> package
+    languages: "eng"        # Tesseract models ("eng+deu"); each needs its tesseract-ocr-<lang> package
+    detect_languages: [en, fr, de, es, it, nl, pt]   # page language by lingua (nlp extra), else None
     dpi: 200                # rendering resolution for scanned pages;  threads: 1 (Tesseract OpenMP threads)
     max_pages: 20           # per document; later pages are counted, not read
     min_text_chars: 20      # a text layer shorter than this counts as "no text layer"
@@ -45,6 +46,7 @@ class OcrEnricher:
         with tempfile.TemporaryDirectory(prefix="mailpipe-ocr-") as tmp:
             for n, part in enumerate(targets):
                 doc = _document(part, Path(tmp) / str(n), ctx.config)
+                _detect_languages(doc["pages"], ctx.config)
                 documents.append(doc)
                 text = "\n".join(p.get("text") or "" for p in doc["pages"])
                 if found is None and (fields := invoice.extract(text)):
@@ -92,7 +94,16 @@ def _pdf_pages(data: bytes, work: Path, conf: Mapping[str, Any]) -> tuple[list[d
         except Exception:  # a page whose content stream pypdf cannot read is OCR'd instead
             text = ""
         if len(text.strip()) >= int(conf.get("min_text_chars", 20)):
-            pages.append({"page": i, "source": "text", "text": text, "confidence": None, "language": None})
+            pages.append(
+                {
+                    "page": i,
+                    "source": "text",
+                    "text": text,
+                    "confidence": None,
+                    "language": None,
+                    "model": None,
+                }
+            )
         else:
             pages.append({"page": i, **_render_and_read(src, i, work, conf)})
     return pages, len(reader.pages)
@@ -121,7 +132,20 @@ def _tesseract(image: Path, conf: Mapping[str, Any]) -> dict[str, Any]:
             confs.append(float(cols[10]))
     text = "\n".join(" ".join(words) for words in lines.values())
     confidence = round(sum(confs) / len(confs) / 100, 3) if confs else None
-    return {"source": "ocr", "text": text, "confidence": confidence, "language": lang}
+    return {"source": "ocr", "text": text, "confidence": confidence, "language": None, "model": lang}
+
+
+def _detect_languages(pages: list[dict[str, Any]], conf: Mapping[str, Any]) -> None:
+    """Each page's language with lingua (the ``nlp`` extra) over ``detect_languages``; without it, None."""
+    from enrichers.nlp import DEFAULT_LANGUAGES, detect
+
+    codes = tuple(conf.get("detect_languages") or DEFAULT_LANGUAGES)
+    for page in pages:
+        if len((page.get("text") or "").strip()) >= 20:
+            try:
+                page["language"] = detect(page["text"][:10_000], codes)["language"]
+            except ImportError:  # a bundle with OCR but without the nlp extra
+                return
 
 
 def _budget(conf: Mapping[str, Any]) -> dict[str, Any]:
