@@ -1,4 +1,5 @@
-"""Bounded unpacking of zip archives (recursively) for scanners: a zip bomb costs at most the limits.
+"""Bounded unpacking of zip archives and winmail.dat (recursively) for scanners: a bomb costs at most the
+limits.
 
 Limits are checked before any byte is inflated (declared sizes) and again while reading (a lying header cannot
 make a read exceed the per-entry cap).
@@ -33,6 +34,9 @@ class Item:
     problem: str | None = None
 
 
+TNEF_MAGIC = b"\x78\x9f\x3e\x22"
+
+
 def is_zip(data: bytes) -> bool:
     return data[:4] in (b"PK\x03\x04", b"PK\x05\x06")
 
@@ -45,6 +49,12 @@ def expand(path: str, data: bytes, limits: ZipLimits = ZipLimits()) -> Iterator[
 
 def _expand(path: str, data: bytes, limits: ZipLimits, depth: int, budget: list[int]) -> Iterator[Item]:
     yield Item(path, data)
+    if data[:4] == TNEF_MAGIC and depth < limits.max_depth:
+        for name, body in _tnef_files(data, limits.max_entries):
+            if len(body) <= min(limits.max_entry_bytes, budget[0]):
+                budget[0] -= len(body)
+                yield from _expand(f"{path}/{name}", body, limits, depth + 1, budget)
+        return
     if not is_zip(data):
         return
     if depth >= limits.max_depth:
@@ -83,6 +93,22 @@ def _expand(path: str, data: bytes, limits: ZipLimits, depth: int, budget: list[
             continue
         budget[0] -= len(body)
         yield from _expand(child, body, limits, depth + 1, budget)
+
+
+def _tnef_files(data: bytes, max_entries: int) -> list[tuple[str, bytes]]:
+    """The files inside an Outlook winmail.dat, when tnefparse (the ``messy`` extra) is installed."""
+    try:
+        from tnefparse import TNEF
+
+        attachments = TNEF(data, do_checksum=False).attachments[:max_entries]
+        names = [a.long_filename() or a.name or "attachment" for a in attachments]
+        return [(_str(n), a.data or b"") for n, a in zip(names, attachments, strict=True)]
+    except Exception:  # not installed, or a broken stream: the container itself was still scanned
+        return []
+
+
+def _str(name: str | bytes) -> str:
+    return name.decode("utf-8", "replace").rstrip("\x00") if isinstance(name, bytes) else name.rstrip("\x00")
 
 
 def _check(info: zipfile.ZipInfo, limits: ZipLimits, remaining: int) -> str | None:
