@@ -115,7 +115,8 @@ async def start_edge(
     """Listen on ``settings.listen`` (port 0 picks a free port; see ``server.sockets``)."""
     loop = asyncio.get_running_loop()
     host, _, port = settings.listen.rpartition(":")
-    handler = EdgeHandler(store, settings, executor or ThreadPoolExecutor(32, "mailpipe-store"))
+    # a few writers in flight are enough for the journal to batch their fsyncs; more only fight for the GIL
+    handler = EdgeHandler(store, settings, executor or ThreadPoolExecutor(8, "mailpipe-store"))
     gate, tls = ConnectionGate(settings.max_connections), _tls(settings)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs full addresses at INFO
     if not settings.domains:
