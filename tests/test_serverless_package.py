@@ -107,6 +107,7 @@ def test_function_settings_come_from_the_stage(template: dict[str, Any]) -> None
     assert env["MAILPIPE_STORE"] == "s3://mailpipe-dev-mail"
     assert env["MAILPIPE_QUEUE"] == {"Ref": "DestinationQueue"}
     assert env["MAILPIPE_MAX_MESSAGE_BYTES"] == "26214400"
+    assert env["MAILPIPE_ENRICHERS"] == {"Fn::Join": [",", ["attachment_hashes", "links"]]}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -146,7 +147,9 @@ def test_bundle_holds_only_what_the_function_needs(dev: Path) -> None:
         "providers/__init__.py",
         "handlers/__init__.py",
         "handlers/aws_lambda.py",
+        "enrichers/",
     )
+    assert not [n for n in names if n.startswith("enrichers/data/")]  # test signatures stay out
     assert [n for n in names if not n.startswith(allowed)] == []
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
@@ -155,7 +158,8 @@ def test_bundle_imports_with_only_the_runtime_sdk(dev: Path, tmp_path: Path) -> 
     zipfile.ZipFile(dev / "mailpipe.zip").extractall(tmp_path)
     probe = (
         "import sys, json; before = set(sys.modules); sys.path.insert(0, sys.argv[1]);"
-        "import handlers.aws_lambda as h;"
+        "import os, handlers.aws_lambda as h; from core.enrich import load_enricher;"
+        "[load_enricher(n) for n in os.environ['MAILPIPE_ENRICHERS'].split(',')];"
         "r = h.handle({'Records': []}, None);"
         "new = {m: getattr(v, '__file__', None) for m, v in sys.modules.items() if m not in before};"
         "print(json.dumps([r, new]))"
@@ -164,6 +168,7 @@ def test_bundle_imports_with_only_the_runtime_sdk(dev: Path, tmp_path: Path) -> 
         **os.environ,
         "MAILPIPE_STORE": "s3://b",
         "MAILPIPE_QUEUE": "sqs://q",
+        "MAILPIPE_ENRICHERS": "attachment_hashes,links,autoreply,bounce,reply,crypto,uuencode",
         "AWS_DEFAULT_REGION": "eu-west-1",
     }
     proc = subprocess.run(
