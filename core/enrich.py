@@ -15,41 +15,39 @@ One failing, slow or crashing enricher never loses the message or the others' re
 
 from __future__ import annotations
 
-import importlib
+import json
 import threading
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.enrich_registry import (
+    BUILTIN,
+    ENTRY_POINT_GROUP,
+    available,
+    load_config,
+    load_enricher,
+    parse_names,
+)
 from core.enrich_view import MessageView, build_view
-from core.errors import ConfigError, TransientError
+from core.errors import TransientError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-ENTRY_POINT_GROUP = "mailpipe.enrichers"
-
-# name -> ("module:attr", install hint). ``attr``: an Enricher instance, or a class taking no argument.
-BUILTIN: dict[str, tuple[str, str]] = {
-    "malware": ("enrichers.malware:MalwareEnricher", "pip install 'mailpipe[malware]' and run clamd"),
-    "ocr": (
-        "enrichers.ocr:OcrEnricher",
-        "pip install 'mailpipe[ocr]'; apt install tesseract-ocr poppler-utils",
-    ),
-    "language": ("enrichers.nlp:LanguageEnricher", "pip install 'mailpipe[nlp]'"),
-    "sentiment": ("enrichers.nlp:SentimentEnricher", "pip install 'mailpipe[nlp]'"),
-    "links": ("enrichers.links:LinksEnricher", ""),
-    "auth": ("enrichers.auth:AuthEnricher", "pip install 'mailpipe[auth]'"),
-    "autoreply": ("enrichers.mailtypes:AutoreplyEnricher", ""),
-    "bounce": ("enrichers.mailtypes:BounceEnricher", ""),
-    "reply": ("enrichers.mailtypes:ReplyEnricher", ""),
-    "crypto": ("enrichers.mailtypes:CryptoEnricher", ""),
-    "uuencode": ("enrichers.mailtypes:UuencodeEnricher", ""),
-    "attachment_hashes": ("enrichers.hashes:AttachmentHashesEnricher", ""),
-    "calendar": ("enrichers.ical:CalendarEnricher", "pip install 'mailpipe[messy]'"),
-    "tnef": ("enrichers.tnef:TnefEnricher", "pip install 'mailpipe[messy]'"),
-}
+__all__ = [
+    "BUILTIN",
+    "ENTRY_POINT_GROUP",
+    "Context",
+    "Enricher",
+    "Skip",
+    "available",
+    "load_config",
+    "load_enricher",
+    "parse_names",
+    "run_enrichers",
+    "run_one",
+]
 
 
 class Skip(Exception):
@@ -76,28 +74,6 @@ class Context:
 
     config: Mapping[str, Any]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def load_enricher(name: str) -> Enricher:
-    """The enricher registered under ``name``: built-in first, then entry points. Raises ConfigError."""
-    if name in BUILTIN:
-        target, hint = BUILTIN[name]
-        module, _, attr = target.partition(":")
-        try:
-            obj = getattr(importlib.import_module(module), attr)
-        except ImportError as exc:
-            raise ConfigError(f"enricher {name!r} needs an extra: {hint} ({exc})") from exc
-    else:
-        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
-        if not found:
-            raise ConfigError(f"unknown enricher {name!r}; known: {', '.join(sorted(available()))}")
-        obj = found[0].load()
-    return obj() if isinstance(obj, type) or not hasattr(obj, "run") else obj
-
-
-def available() -> list[str]:
-    """Names of every enricher that can be loaded by name (built-in and plug-ins)."""
-    return sorted(set(BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
 def run_enrichers(
@@ -132,7 +108,11 @@ def run_one(enricher: Enricher, view: MessageView, ctx: Context) -> dict[str, An
 
     def work() -> None:
         try:
-            box["result"] = enricher.run(view, ctx)
+            result = enricher.run(view, ctx)
+            json.dumps(
+                result, ensure_ascii=False
+            )  # a plug-in's set or datetime must not break the stored JSON
+            box["result"] = result
         except BaseException as exc:  # the worker must never die silently; the caller sorts it out
             box["exc"] = exc
 
@@ -173,25 +153,3 @@ def _result(enricher: Enricher, status: str, result: Any, error: str | None, ms:
         "error": error,
         "duration_ms": ms,
     }
-
-
-def parse_names(spec: str | Sequence[str] | None) -> list[str]:
-    """``"malware, ocr"`` or a list -> ``["malware", "ocr"]`` (order kept, duplicates dropped)."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec or ())
-    return list(dict.fromkeys(s.strip() for s in items if s and s.strip()))
-
-
-def load_config(path: str | None) -> dict[str, Any]:
-    """Read the enricher settings from a JSON file (``None``: no settings). Raises ConfigError."""
-    if not path:
-        return {}
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            conf = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"enrichment config {path}: {exc}") from exc
-    if not isinstance(conf, dict) or not all(isinstance(v, dict) for v in conf.values()):
-        raise ConfigError(f"enrichment config {path}: expected an object of objects (name -> settings)")
-    return conf

@@ -195,3 +195,16 @@ def test_settings_name_the_enrichers_and_their_config(tmp_path: Path) -> None:
         "links": {"trusted": ["acme.example"]}
     }
     assert Settings.from_env({}).enrichers == ()
+
+
+class NotJson(Step):
+    name = "notjson"
+
+    def run(self, view: MessageView, ctx: Context) -> dict[str, Any]:
+        return {"when": {1, 2}}
+
+
+def test_a_result_that_is_not_json_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(enrich.BUILTIN, "notjson", ("tests.test_enrich:NotJson", ""))
+    out = run_enrichers({}, {}, RAW, ["notjson"])["notjson"]
+    assert out["status"] == "error" and out["error"].startswith("TypeError: Object of type set")
