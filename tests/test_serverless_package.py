@@ -98,6 +98,8 @@ def test_inbox_has_a_dead_letter_queue_and_the_function_reports_partial_failures
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and mapping["BatchSize"] == 10
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["InboxQueue", "Arn"]}
     assert res["DestinationQueue"]["Properties"]["QueueName"] == "mailpipe-dev-parsed"
+    alarm = res["InboxDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["InboxDeadLetterQueue", "QueueName"]}
 
 
 def test_function_settings_come_from_the_stage(template: dict[str, Any]) -> None:
