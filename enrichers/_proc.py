@@ -37,6 +37,8 @@ def run(
         raise EngineFailed(f"{cmd[0]} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
         raise EngineFailed(f"{cmd[0]} timed out after {timeout:g} s") from exc
+    except OSError as exc:  # e.g. ENOMEM: the memory cap is too small for the engine to even start
+        raise EngineFailed(f"{cmd[0]} could not start: {exc}") from exc
     if done.returncode != 0:
         err = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         raise EngineFailed(f"{cmd[0]} exited {done.returncode}: {err[0][:200]}")

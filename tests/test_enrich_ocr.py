@@ -132,3 +132,11 @@ def test_broken_pdf_is_a_document_error_not_a_lost_message() -> None:
 def test_no_pdf_or_image_is_skipped() -> None:
     out = enrich(raw(message(attachments=(("a.txt", "text/plain", b"x"),))), ["ocr"], {})["ocr"]
     assert out["status"] == "skipped" and out["error"] == "no PDF or image attachment"
+
+
+def test_engine_time_and_memory_budgets_are_enforced() -> None:
+    pdf = ("scan.pdf", "application/pdf", scanned_pdf())
+    slow = ocr(pdf, page_timeout=0.001)["documents"][0]
+    assert "timed out after 0.001 s" in slow["error"]
+    starved = ocr(pdf, memory_mb=8)["documents"][0]
+    assert starved["error"].startswith("EngineFailed: pdftoppm") and starved["pages"] == []
