@@ -188,3 +188,11 @@ def test_put_sets_a_content_type(bucket: str) -> None:
     s3 = client("s3")
     assert s3.head_object(Bucket=bucket, Key="a.json")["ContentType"] == "application/json"
     assert s3.head_object(Bucket=bucket, Key="b.bin")["ContentType"] == "application/octet-stream"
+
+
+def test_oversized_notification_is_permanent_not_retried_forever(queue_url: str) -> None:
+    pub = SqsPublisher(queue_url)
+    pub.publish(b'"' + b"x" * (1024 * 1024 - 100) + b'"', key="k")  # just fits
+    with pytest.raises(MessageTooLarge):
+        pub.publish(b'"' + b"x" * (1024 * 1024) + b'"', key="k")
+    assert len(receive_all(queue_url)) == 1

@@ -12,7 +12,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound, PipelineError, Throttled
+from core.errors import (
+    BackendUnavailable,
+    InvalidKey,
+    MessageTooLarge,
+    ObjectNotFound,
+    PipelineError,
+    Throttled,
+)
 
 NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 THROTTLED = frozenset({
@@ -58,8 +65,21 @@ def make_client(service: str, region: str | None = None) -> Any:
     return boto3.session.Session().client(service, region_name=region, config=cfg)
 
 
-def fifo_params(queue_url: str, key: str) -> dict[str, str]:
-    """SendMessage parameters a FIFO queue needs: it then drops a repeated key for 5 minutes."""
-    if not queue_url.endswith(".fifo"):
-        return {}
-    return {"MessageGroupId": "mailpipe", "MessageDeduplicationId": hashlib.sha256(key.encode()).hexdigest()}
+SQS_MAX_BYTES = 1024 * 1024  # body + attributes (raised from 256 KiB in 2025; moto enforces the same)
+
+
+def send_params(queue_url: str, body: bytes, key: str) -> dict[str, Any]:
+    """SendMessage parameters: body, the ``key`` attribute, and what a FIFO queue needs (it then drops a
+    repeated key for 5 minutes). Raises MessageTooLarge (permanent: the same document never fits)."""
+    if len(body) + len(key.encode()) + len("key") + len("String") > SQS_MAX_BYTES:
+        raise MessageTooLarge(f"notification of {len(body)} bytes exceeds the SQS message size limit")
+    params = {
+        "MessageBody": body.decode("utf-8"),
+        "MessageAttributes": {"key": {"DataType": "String", "StringValue": key}},
+    }
+    if queue_url.endswith(".fifo"):
+        params |= {
+            "MessageGroupId": "mailpipe",
+            "MessageDeduplicationId": hashlib.sha256(key.encode()).hexdigest(),
+        }
+    return params

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError, MessageTooLarge, ObjectNotFound
-from providers.aws.boto import BOTO_ERRORS, check_key, error_code, fifo_params, make_client, translate
+from providers.aws.boto import BOTO_ERRORS, check_key, error_code, make_client, send_params, translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -110,11 +110,6 @@ class SqsPublisher:
         try:
             if self._url is None:
                 self._url = str(self.client.get_queue_url(QueueName=self._queue)["QueueUrl"])
-            self.client.send_message(
-                QueueUrl=self._url,
-                MessageBody=body.decode("utf-8"),
-                MessageAttributes={"key": {"DataType": "String", "StringValue": key}},
-                **fifo_params(self._url, key),
-            )
+            self.client.send_message(QueueUrl=self._url, **send_params(self._url, body, key))
         except BOTO_ERRORS as exc:
             raise translate(exc, f"sqs send {self._queue}") from exc
