@@ -8,7 +8,6 @@ from the raw bytes with the stdlib ``email`` package, so a scanner never trusts 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -66,7 +65,9 @@ def _document_parts(document: Mapping[str, Any], payloads: Mapping[str, bytes]) 
 
 
 def _raw_view(raw: bytes) -> MessageView:
-    msg = message_from_bytes(raw, policy=policy.compat32)
+    from email import message_from_bytes  # compat32, imported only when the fallback is needed
+
+    msg = message_from_bytes(raw)
     text: str | None = None
     html: str | None = None
     parts: list[Part] = []
