@@ -30,6 +30,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "MAILPIPE_TLS_KEY": ("tls_key", str),
     "MAILPIPE_HOSTNAME": ("hostname", str),
     "MAILPIPE_FSYNC": ("fsync", bool),
+    "MAILPIPE_EDGE_PROCESSES": ("edge_processes", int),
     "MAILPIPE_LOG_LEVEL": ("log_level", str),
     "MAILPIPE_RULES": ("rules_file", str),
     "MAILPIPE_ENRICHERS": ("enrichers", tuple),
@@ -54,6 +55,7 @@ class Settings:
     tls_key: str | None = None
     hostname: str = "mailpipe.local"
     fsync: bool = True
+    edge_processes: int = 0  # `mailpipe serve` SMTP processes sharing the listen socket; 0: one per CPU
     log_level: str = "INFO"
     rules_file: str | None = None  # routing rules YAML (docs/rules.md); None: no routing
     enrichers: tuple[str, ...] = ()  # enricher names, run in order after parsing (docs/enrichers.md)
@@ -64,6 +66,8 @@ class Settings:
         for f in ("max_recipients", "max_connections", "max_line_length"):
             if getattr(self, f) < 1:
                 raise ConfigError(f"{f} must be >= 1")
+        if self.edge_processes < 0:
+            raise ConfigError("edge_processes must be >= 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together")
         if ":" not in self.listen:

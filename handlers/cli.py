@@ -101,6 +101,7 @@ def _serve_cmd(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         max_message_bytes=args.max_message_bytes,
         max_recipients=args.max_recipients,
+        edge_processes=args.edge_processes,
     )
     return serve(settings)
 
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tls-key", help="PEM private key for STARTTLS")
     sp.add_argument("--max-message-bytes", type=int, help="SIZE limit (default 50 MiB)")
     sp.add_argument("--max-recipients", type=int, help="recipients per message (default 100)")
+    sp.add_argument("--edge-processes", type=int, help="SMTP processes sharing the port (default: 1 per CPU)")
     sp.set_defaults(func=_serve_cmd)
     return p
 

@@ -1,70 +1,109 @@
 """``mailpipe serve``: the SMTP edge and the parsing worker in one command, on the folder store and queue.
 
-The folder store raises the object-created event for each new ``.eml``; the key goes to the parse worker (a
-child process for a folder store, threads for memory://), which runs Pipeline.process_key. At every start the
-worker re-processes each raw message that has no completion marker (crash recovery).
+The listen socket is bound once and shared by ``edge_processes`` SMTP processes (one per CPU by default;
+Python runs one core per process). Each has its parse worker (a niced child for a folder store, threads for
+memory://) fed by the store's object-created event. Before accepting mail, the first process queues every
+raw message without a completion marker (crash recovery); helper processes start after that scan.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import signal
+import socket
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.log import configure
-from core.pipeline import Pipeline
+from core.pipeline import Pipeline, pending_raw_keys
 from handlers.smtp_edge import start_edge
 from providers import open_publisher, open_store
-from providers.local.process import WorkerProcess
+from providers.local.process import WorkerProcess, spawn
 from providers.local.store import FolderStore
-from providers.local.worker import run_local
+from providers.local.worker import DONE_PREFIX, run_local
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from core.ports import ObjectStore
     from core.settings import Settings
 
 
 def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; return the exit code."""
     configure(settings.log_level)
-    store = open_store(settings.store_url, settings)
-    worker: Any = None
-    if isinstance(store, FolderStore):
-        store.remove_stale_temp()
-        worker = WorkerProcess(parse_worker, settings)
-        store.add_listener(worker.submit)  # before the child's start-up scan: no key falls in between
-        worker.start()
-    elif hasattr(store, "add_listener"):  # memory:// lives in this process
-        worker = run_local(
-            store, Pipeline(store, open_publisher(settings.queue_url, settings), settings).process_key
-        )
-    # a cloud store has no in-process event: its bucket trigger runs the parser
-    asyncio.run(_edge_until_signal(settings, store))
+    sock, store = _bind(settings.listen), open_store(settings.store_url, settings)
+    count = _edge_count(settings) if isinstance(store, FolderStore) else 1
+    settings = replace(settings, max_connections=-(-settings.max_connections // count))  # split the limit
+    worker = _start_worker(settings, store, primary=True)
+    helpers = [spawn(_helper, settings, sock, name=f"mailpipe-edge-{n}") for n in range(1, count)]
+    asyncio.run(_edge_until_signal(settings, store, sock))
+    for proc in helpers:
+        proc.terminate()  # SIGTERM: stop accepting, finish the sessions' writes, stop the worker
     if worker is not None:
         worker.stop()
+    for proc in helpers:
+        proc.join(30)
     return 0
 
 
-def parse_worker(settings: Settings, keys: Iterator[str]) -> None:
-    """The child process: process the start-up backlog and every key the edge stored."""
+def _helper(settings: Settings, sock: socket.socket) -> None:
+    """Another SMTP process on the shared socket, with its own parse worker (no start-up scan)."""
     configure(settings.log_level)
     store = open_store(settings.store_url, settings)
-    worker = run_local(
-        store, Pipeline(store, open_publisher(settings.queue_url, settings), settings).process_key
-    )
+    worker = _start_worker(settings, store, primary=False)
+    asyncio.run(_edge_until_signal(settings, store, sock))
+    worker.stop()
+
+
+def _start_worker(settings: Settings, store: Any, *, primary: bool) -> Any:
+    if isinstance(store, FolderStore):
+        if primary:
+            store.remove_stale_temp()
+        backlog = functools.partial(pending_raw_keys, store, DONE_PREFIX)
+        worker = WorkerProcess(parse_worker, settings, backlog=backlog, scan_first=primary)
+        store.add_listener(worker.submit)
+        return worker.start()
+    if hasattr(store, "add_listener"):  # memory:// lives in this process
+        return run_local(
+            store, Pipeline(store, open_publisher(settings.queue_url, settings), settings).process_key
+        )
+    return None  # a cloud store has no in-process event: its bucket trigger runs the parser
+
+
+def parse_worker(settings: Settings, keys: Iterator[str]) -> None:
+    """The parse child: process every key it is sent (the parent lists the backlog into the same queue)."""
+    configure(settings.log_level)
+    store = open_store(settings.store_url, settings)
+    pipeline = Pipeline(store, open_publisher(settings.queue_url, settings), settings)
+    worker = run_local(store, pipeline.process_key, scan=False)
     for key in keys:
         worker.submit(key)
     worker.stop(drain=False)
 
 
-async def _edge_until_signal(settings: Settings, store: ObjectStore) -> None:
+def _edge_count(settings: Settings) -> int:
+    return settings.edge_processes or min(4, len(os.sched_getaffinity(0)))
+
+
+def _bind(listen: str) -> socket.socket:
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, int(port)))
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+async def _edge_until_signal(settings: Settings, store: Any, sock: socket.socket) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = await start_edge(settings, store)
+    server = await start_edge(settings, store, sock=sock)
     await stop.wait()
     server.close()
     await server.wait_closed()

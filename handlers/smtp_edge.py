@@ -29,6 +29,8 @@ from core.model import Envelope
 from handlers.smtp_data import ConnectionGate, EdgeSMTP
 
 if TYPE_CHECKING:
+    import socket
+
     from core.ports import ObjectStore
     from core.settings import Settings
 
@@ -110,9 +112,12 @@ def _tls(settings: Settings) -> ssl.SSLContext | None:
 
 
 async def start_edge(
-    settings: Settings, store: ObjectStore, executor: Executor | None = None
+    settings: Settings,
+    store: ObjectStore,
+    executor: Executor | None = None,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
-    """Listen on ``settings.listen`` (port 0 picks a free port; see ``server.sockets``)."""
+    """Serve on ``sock``, else listen on ``settings.listen`` (port 0: a free port, see ``server.sockets``)."""
     loop = asyncio.get_running_loop()
     host, _, port = settings.listen.rpartition(":")
     # a few writers in flight are enough for the journal to batch their fsyncs; more only fight for the GIL
@@ -137,6 +142,8 @@ async def start_edge(
             loop=loop,
         )
 
+    if sock is not None:
+        return await loop.create_server(factory, sock=sock)
     return await loop.create_server(factory, host.strip("[]") or None, int(port), backlog=512)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+import socket
 import subprocess
 import threading
 import time
@@ -112,6 +113,14 @@ def test_folder_store_full_disk_raises_backend_unavailable_without_temp(tiny_fs:
     assert not store.exists("raw/big.eml") and _temp_files(tiny_fs) == []
 
 
+def _port_closed(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
 def _load(port: int, ident: int, stop: threading.Event, accepted: dict[str, bytes]) -> None:
     n = 0
     while not stop.is_set():
@@ -139,6 +148,7 @@ def test_kill_9_under_load_loses_no_accepted_message(serve_process: Callable[...
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
     first.kill9()  # clients are still sending
     stop.set()
+    wait_for(lambda: _port_closed(first.port), 10, "no orphan edge process left on the shared socket")
     for t in clients:
         t.join(30)
     second = serve_process()  # same store and queue directories

@@ -8,6 +8,7 @@ restarted if it dies itself; every (re)start scans the store for unfinished work
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -17,17 +18,24 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 log = logging.getLogger("mailpipe.worker")
 NICE = 10
+PR_SET_PDEATHSIG = 1
 
 
 class WorkerProcess:
-    """Start ``target(*args, keys)`` in a spawned child; ``keys`` is an iterator of submitted keys."""
+    """Start ``target(*args, keys)`` in a spawned child; ``keys`` iterates the submitted keys.
 
-    def __init__(self, target: Callable[..., None], *args: Any) -> None:
-        self._target, self._args = target, args
+    ``backlog()`` (the unfinished work on disk) is listed into the new child's queue at the first start when
+    ``scan_first``, and at every restart: what was queued for a child that died is only on disk now.
+    """
+
+    def __init__(
+        self, target: Callable[..., None], *args: Any, backlog: Callable[[], Iterable[str]], scan_first: bool
+    ) -> None:
+        self._target, self._args, self._backlog, self._scan = target, args, backlog, scan_first
         self._ctx = multiprocessing.get_context("spawn")
         self._stopping = threading.Event()
         self._queue: Any = None
@@ -52,10 +60,13 @@ class WorkerProcess:
             self._proc.join(5)
 
     def _spawn(self) -> None:
-        self._queue = self._ctx.Queue()
+        self._queue = self._ctx.Queue()  # new keys go here from now on; older ones are in the backlog
         args = (self._target, self._args, self._queue, os.getpid())
         self._proc = self._ctx.Process(target=_child_main, args=args, name="mailpipe-parse", daemon=True)
         self._proc.start()
+        for key in self._backlog() if self._scan else ():
+            self._queue.put(key)
+        self._scan = True
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
@@ -66,6 +77,30 @@ class WorkerProcess:
                     extra={"reason": "worker_died", "exitcode": self._proc.exitcode},
                 )
                 self._spawn()  # the new child's start-up scan finds what the old one left
+
+
+def spawn(target: Callable[..., None], *args: Any, name: str) -> Any:
+    """Start ``target(*args)`` in a spawned child that dies with this process (even on kill -9)."""
+    # not a daemon: a daemonic process may not have children (its parse worker); PDEATHSIG reaps it instead
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_orphan_proof, args=(target, args, os.getpid()), name=name
+    )
+    proc.start()
+    return proc
+
+
+def _orphan_proof(target: Callable[..., None], args: tuple[Any, ...], parent: int) -> None:
+    die_with_parent(parent)
+    target(*args)
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: the kernel sends SIGKILL when the parent dies, so no orphan keeps serving a shared socket."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the parent decides
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
 
 
 def _child_main(target: Callable[..., None], args: tuple[Any, ...], keys: Any, parent: int) -> None:

@@ -104,8 +104,8 @@ class LocalWorker:
             self._lock.notify_all()
 
 
-def run_local(store: ObjectStore, process: Callable[[str], Outcome]) -> LocalWorker:
-    """Wire ``process`` to the store's created event and submit the backlog; return the started worker."""
+def run_local(store: ObjectStore, process: Callable[[str], Outcome], *, scan: bool = True) -> LocalWorker:
+    """Wire ``process`` to the store's created event and (``scan``) submit the backlog; return the worker."""
     # a lost marker only means one idempotent re-run, so markers skip the fsyncs
     markers = FolderStore(store.root, fsync=False) if isinstance(store, FolderStore) else store
 
@@ -114,6 +114,6 @@ def run_local(store: ObjectStore, process: Callable[[str], Outcome]) -> LocalWor
 
     worker = LocalWorker(process, finished=finished).start()
     store.add_listener(worker.submit)  # type: ignore[attr-defined]
-    for key in pending_raw_keys(store, DONE_PREFIX):
+    for key in pending_raw_keys(store, DONE_PREFIX) if scan else ():
         worker.submit(key)
     return worker
