@@ -28,6 +28,7 @@ class _Ctx:
 
     limits: Limits
     mid: str
+    digest: str | None = None  # sha256 of the top-level raw bytes, when already computed
     parts: int = 0
     decoded: int = 0
     index: int = 0
@@ -44,8 +45,14 @@ def parse(
     minimal valid result with an ``internal_error`` defect.
     """
     raw = bytes(raw) if not isinstance(raw, bytes) else raw
+    digest = None
+    if (
+        mid is None and envelope is None
+    ):  # then the id is the raw sha256 prefix: hash the bytes once, not twice
+        digest = hashlib.sha256(raw).hexdigest()
+        mid = digest[:32]
     mid = mid or message_id(raw, envelope)
-    ctx = _Ctx(limits, mid)
+    ctx = _Ctx(limits, mid, digest)
     try:
         return ParseResult(_message(raw, ctx, mid, envelope, "", 0), ctx.payloads)
     except Exception as exc:  # the last line of defence; the fuzz tests show it is not reached
@@ -71,11 +78,13 @@ def _message(
     text = _text(buf, text_parts, ctx, problems)
     html = _text(buf, html_parts, ctx, problems)
     atts, messages = _attachments(buf, att_parts, ctx, problems, mid, depth)
-    return _assemble(raw, mid, envelope, root, problems, (text, html), atts, messages)
+    digest = ctx.digest if depth == 0 and ctx.digest else hashlib.sha256(raw).hexdigest()
+    return _assemble(raw, digest, mid, envelope, root, problems, (text, html), atts, messages)
 
 
 def _assemble(
     raw: bytes,
+    digest: str,
     mid: str,
     envelope: Envelope | None,
     root: Part,
@@ -88,7 +97,7 @@ def _assemble(
     return ParsedMessage(
         id=mid,
         size=len(raw),
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=digest,
         envelope=envelope,
         text=bodies[0],
         html=bodies[1],
