@@ -50,6 +50,7 @@ def load_enricher(name: str) -> Enricher:
             obj = getattr(importlib.import_module(module), attr)
         except ImportError as exc:
             raise ConfigError(f"enricher {name!r} needs an extra: {hint} ({exc})") from exc
+        _check_engines(name, obj, hint)
     else:
         from importlib.metadata import entry_points  # ~20 ms: paid only when a plug-in name is used
 
@@ -58,6 +59,18 @@ def load_enricher(name: str) -> Enricher:
             raise ConfigError(f"unknown enricher {name!r}; known: {', '.join(sorted(available()))}")
         obj = found[0].load()
     return obj() if isinstance(obj, type) or not hasattr(obj, "run") else obj
+
+
+def _check_engines(name: str, obj: Any, hint: str) -> None:
+    """Fail at cold start, not on the first mail: the modules (``requires``) and programs (``programs``) an
+    enricher declares must be installed. Nothing is imported here (the bundle stays lazy)."""
+    import importlib.util
+    import shutil
+
+    missing = [m for m in getattr(obj, "requires", ()) if importlib.util.find_spec(m) is None]
+    missing += [p for p in getattr(obj, "programs", ()) if shutil.which(p) is None]
+    if missing:
+        raise ConfigError(f"enricher {name!r} is missing {', '.join(missing)}: {hint}")
 
 
 def available() -> list[str]:

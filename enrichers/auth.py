@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 class AuthEnricher:
     name = "auth"
+    requires = ("spf", "dkim", "dns")
     version = "1"
     wants = frozenset({"headers", "raw", "envelope"})
     timeout = 30.0

@@ -15,6 +15,7 @@ CALENDAR_TYPES = ("text/calendar", "application/ics")
 
 class CalendarEnricher:
     name = "calendar"
+    requires = ("icalendar",)
     version = "1"
     wants = frozenset({"attachments"})
     timeout = 10.0

@@ -72,6 +72,7 @@ def detect(text: str, codes: tuple[str, ...] = DEFAULT_LANGUAGES, segments: bool
 
 class LanguageEnricher:
     name = "language"
+    requires = ("lingua",)
     version = "1"
     wants = frozenset({"text", "html"})
     timeout = 30.0
@@ -94,6 +95,7 @@ def _vader() -> Any:
 
 class SentimentEnricher:
     name = "sentiment"
+    requires = ("lingua", "vaderSentiment")
     version = "1"
     wants = frozenset({"text", "html"})
     timeout = 30.0

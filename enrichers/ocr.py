@@ -33,6 +33,8 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp"
 
 class OcrEnricher:
     name = "ocr"
+    requires = ("pypdf",)
+    programs = ("pdftoppm", "tesseract")
     version = "1"
     wants = frozenset({"attachments"})
     timeout = 600.0

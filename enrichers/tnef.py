@@ -23,6 +23,7 @@ def is_tnef(part: Part) -> bool:
 
 class TnefEnricher:
     name = "tnef"
+    requires = ("tnefparse",)
     version = "1"
     wants = frozenset({"attachments"})
     timeout = 30.0

@@ -208,3 +208,20 @@ def test_a_result_that_is_not_json_is_an_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(enrich.BUILTIN, "notjson", ("tests.test_enrich:NotJson", ""))
     out = run_enrichers({}, {}, RAW, ["notjson"])["notjson"]
     assert out["status"] == "error" and out["error"].startswith("TypeError: Object of type set")
+
+
+class NeedsEngines(Step):
+    name = "needs"
+    requires = ("json", "no_such_module_xyz")
+    programs = ("no-such-program-xyz",)
+
+
+def test_missing_engine_fails_at_load_with_the_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(enrich.BUILTIN, "needs", ("tests.test_enrich:NeedsEngines", "pip install x"))
+    with pytest.raises(
+        ConfigError, match="'needs' is missing no_such_module_xyz, no-such-program-xyz: pip install x"
+    ):
+        load_enricher("needs")
+    for name in enrich.BUILTIN:  # everything this project ships is installed by its own set-up
+        if name not in {"good", "crash", "slow", "skip", "down", "needs", "notjson"}:
+            load_enricher(name)
