@@ -58,6 +58,15 @@ def smtp_source(port: int, count: int, concurrency: int, size: int, timeout: flo
     return res
 
 
+def postfix_version() -> str | None:
+    try:
+        cmd = ["postconf", "-d", "-h", "mail_version"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
 def run_cell(target: str, size_name: str, conc: int, counts: tuple[int, int], timeout: float,
              reuse: bool = False) -> dict:
     """One (target, size, concurrency) cell on a freshly started server."""
@@ -148,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in checks.items():
         print(f"  {'PASS' if v else ('n/a ' if v is None else 'FAIL')}  {k}")
     utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    doc = {"bench": "ingest", "utc": utc, "quick": a.quick, "reuse_connections": a.reuse_connections}
+    doc = {"bench": "ingest", "utc": utc, "quick": a.quick, "reuse_connections": a.reuse_connections,
+           "postfix": postfix_version()}
     doc |= {"cpus": os.cpu_count(), "cells": cells, "ratios_mailpipe_over_postfix": ratio, "targets": checks}
     write_json(doc)
     return 1 if a.strict and False in checks.values() else 0

@@ -295,13 +295,32 @@ def main(argv: list[str] | None = None) -> int:
             "bench": "parse",
             "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "quick": a.quick,
-            "python": sys.version.split()[0],
+            "versions": versions(),
             "cpus": os.cpu_count(),
             "sets": results,
             "targets": checks,
         }
     )
     return 1 if a.strict and False in checks.values() else 0
+
+
+def versions() -> dict[str, str | None]:
+    """Peer versions, recorded with the results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for dist in ("mail-parser", "fast-mail-parser"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    node = shutil.which("node")
+    if node:
+        out["node"] = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    for pkg in NODE_ENGINES:
+        meta = BENCH_DIR / "node/node_modules" / pkg / "package.json"
+        out[pkg] = json.loads(meta.read_text())["version"] if meta.exists() else None
+    return out
 
 
 def write_json(doc: dict[str, Any]) -> None:
