@@ -29,7 +29,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "links": ("enrichers.links:LinksEnricher", ""),
     "auth": ("enrichers.auth:AuthEnricher", "pip install 'mailpipe[auth]'"),
     "autoreply": ("enrichers.mailtypes:AutoreplyEnricher", ""),
-    "bounce": ("enrichers.mailtypes:BounceEnricher", ""),
+    "bounce": ("enrichers.reports:BounceEnricher", ""),
     "reply": ("enrichers.mailtypes:ReplyEnricher", ""),
     "crypto": ("enrichers.mailtypes:CryptoEnricher", ""),
     "uuencode": ("enrichers.mailtypes:UuencodeEnricher", ""),

@@ -54,45 +54,48 @@ def _expand(path: str, data: bytes, limits: ZipLimits, depth: int, budget: list[
             if len(body) <= min(limits.max_entry_bytes, budget[0]):
                 budget[0] -= len(body)
                 yield from _expand(f"{path}/{name}", body, limits, depth + 1, budget)
-        return
-    if not is_zip(data):
-        return
-    if depth >= limits.max_depth:
+    elif is_zip(data) and depth >= limits.max_depth:
         yield Item(path, b"", "zip_depth_limit")
-        return
+    elif is_zip(data):
+        for child, body, problem in _zip_entries(path, data, limits, budget):
+            if problem:
+                yield Item(child, b"", problem)
+            else:
+                yield from _expand(child, body, limits, depth + 1, budget)
+
+
+def _zip_entries(
+    path: str, data: bytes, limits: ZipLimits, budget: list[int]
+) -> Iterator[tuple[str, bytes, str | None]]:
+    """(entry path, inflated bytes, problem) for each file entry of one archive, within the limits."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
+        infos = [i for i in archive.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        yield Item(path, b"", f"bad_zip: {exc}"[:200])
+        yield path, b"", f"bad_zip: {exc}"[:200]
         return
     if len(infos) > limits.max_entries:
-        yield Item(path, b"", f"zip_entries_limit: {len(infos)} > {limits.max_entries}")
-        infos = infos[: limits.max_entries]
-    for info in infos:
-        if info.is_dir():
-            continue
+        yield path, b"", f"zip_entries_limit: {len(infos)} > {limits.max_entries}"
+    for info in infos[: limits.max_entries]:
         child = f"{path}/{info.filename}"
-        problem = _check(info, limits, budget[0])
-        if problem:
-            yield Item(child, b"", problem)
+        if problem := _check(info, limits, budget[0]):
+            yield child, b"", problem
             continue
         try:
             with archive.open(info) as fh:
-                body = fh.read(limits.max_entry_bytes + 1)
+                body = fh.read(limits.max_entry_bytes + 1)  # a lying header cannot make us read more
         except (RuntimeError, zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
-            yield Item(
-                child, b"", ("encrypted" if "encrypted" in str(exc) else "unreadable") + f": {exc}"[:200]
+            yield child, b"", ("encrypted" if "encrypted" in str(exc) else "unreadable") + f": {exc}"[:200]
+            continue
+        if len(body) > min(limits.max_entry_bytes, budget[0]):
+            yield (
+                child,
+                b"",
+                "zip_entry_size_limit" if len(body) > limits.max_entry_bytes else "zip_total_size_limit",
             )
             continue
-        if len(body) > limits.max_entry_bytes:
-            yield Item(child, b"", "zip_entry_size_limit")
-            continue
-        if len(body) > budget[0]:
-            yield Item(child, b"", "zip_total_size_limit")
-            continue
         budget[0] -= len(body)
-        yield from _expand(child, body, limits, depth + 1, budget)
+        yield child, body, None
 
 
 def _tnef_files(data: bytes, max_entries: int) -> list[tuple[str, bytes]]:

@@ -130,30 +130,15 @@ def private_clamd(
     for tests, benchmarks and embedded mode: a unix socket in ``workdir`` or TCP on 127.0.0.1:``tcp_port``.
     Yields a connected client; stops the daemon on exit."""
     binary = shutil.which("clamd") or "/usr/sbin/clamd"
-    db, tmp = workdir / "db", workdir / "tmp"
-    db.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir(exist_ok=True)
-    for sig in databases:
-        shutil.copy(sig, db / Path(sig).name)
-    conf = workdir / "clamd.conf"
-    conf.write_text(
-        _CONF.format(
-            listen=f"TCPSocket {tcp_port}\nTCPAddr 127.0.0.1"
-            if tcp_port
-            else f"LocalSocket {workdir / 'clamd.sock'}",
-            stream_max=stream_max,
-            db=db,
-            tmp=tmp,
-            log=workdir / "clamd.log",
-            pid=workdir / "clamd.pid",
-        )
+    listen = (
+        f"TCPSocket {tcp_port}\nTCPAddr 127.0.0.1" if tcp_port else f"LocalSocket {workdir / 'clamd.sock'}"
     )
+    conf = _write_config(workdir, databases, listen, stream_max)
     proc = subprocess.Popen(
         [binary, "--config-file", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    client = Clamd(
-        f"tcp://127.0.0.1:{tcp_port}" if tcp_port else f"unix:{workdir / 'clamd.sock'}", timeout=30
-    )
+    address = f"tcp://127.0.0.1:{tcp_port}" if tcp_port else f"unix:{workdir / 'clamd.sock'}"
+    client = Clamd(address, timeout=30)
     try:
         _wait_ready(proc, client, start_timeout, workdir / "clamd.log")
         yield client
@@ -164,6 +149,18 @@ def private_clamd(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _write_config(workdir: Path, databases: Sequence[Path], listen: str, stream_max: str) -> Path:
+    db, tmp = workdir / "db", workdir / "tmp"
+    db.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir(exist_ok=True)
+    for sig in databases:
+        shutil.copy(sig, db / Path(sig).name)
+    conf = workdir / "clamd.conf"
+    log, pid = workdir / "clamd.log", workdir / "clamd.pid"
+    conf.write_text(_CONF.format(listen=listen, stream_max=stream_max, db=db, tmp=tmp, log=log, pid=pid))
+    return conf
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], client: Clamd, timeout: float, log: Path) -> None:

@@ -2,9 +2,7 @@
 
 - ``autoreply``: RFC 3834 ``Auto-Submitted``, ``X-Autoreply``/``X-Autorespond``, ``Precedence``, out-of-office
   subjects -> ``{"autoreply": bool, "kind", "signals"}`` (core/facts.py reads ``autoreply.result.autoreply``).
-- ``bounce``: delivery status notifications (RFC 3464 ``message/delivery-status``) and feedback reports
-  (RFC 5965 ``message/feedback-report``) -> per-recipient action/status/diagnostic and the original Message-ID
-  (core/facts.py reads ``bounce.result.bounce``).
+- ``bounce``: delivery status notifications and feedback reports, in enrichers/reports.py.
 - ``reply``: ``stripped_text``, the reply without the quoted history and the signature.
 - ``crypto``: S/MIME and PGP signed/encrypted, detected and reported (never decrypted).
 - ``uuencode``: uuencoded files inside text bodies, decoded and listed (name, size, sha256).
@@ -15,7 +13,6 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from email.parser import HeaderParser
 from typing import TYPE_CHECKING, Any
 
 from core.enrich import Context, Skip
@@ -74,80 +71,6 @@ class AutoreplyEnricher(_Base):
         )
         # Bulk/list mail is a signal but no auto-reply (RFC 3834 section 5: do not answer it either).
         return {"autoreply": kind not in (None, "bulk"), "kind": kind, "signals": signals}
-
-
-def _blocks(data: bytes) -> list[dict[str, str]]:
-    """An RFC 3464/5965 body: header blocks separated by blank lines -> lower-cased field dicts."""
-    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
-    out = []
-    for chunk in re.split(r"\n\s*\n", text):
-        if chunk.strip():
-            msg = HeaderParser().parsestr(chunk.strip() + "\n")
-            out.append({k.lower(): " ".join(str(v).split()) for k, v in msg.items()})
-    return out
-
-
-def _typed(value: str | None) -> str | None:
-    """``rfc822; bob@example.org`` -> ``bob@example.org``."""
-    return value.partition(";")[2].strip() if value and ";" in value else value
-
-
-class BounceEnricher(_Base):
-    name = "bounce"
-    wants = frozenset({"attachments", "headers"})
-
-    def run(self, view: MessageView, ctx: Context) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "bounce": False,
-            "type": None,
-            "recipients": [],
-            "original_message_id": None,
-            "feedback": None,
-        }
-        for part in view.parts:
-            if part.content_type == "message/delivery-status":
-                blocks = _blocks(part.data)
-                out["type"], out["bounce"] = "dsn", True
-                out["reporting_mta"] = _typed(blocks[0].get("reporting-mta")) if blocks else None
-                out["recipients"] += [
-                    _recipient(b) for b in blocks[1:] if "final-recipient" in b or "action" in b
-                ]
-            elif part.content_type == "message/feedback-report":
-                fields = (_blocks(part.data) or [{}])[0]
-                out["type"] = "feedback"
-                out["feedback"] = {
-                    k: fields.get(k)
-                    for k in (
-                        "feedback-type",
-                        "user-agent",
-                        "version",
-                        "original-mail-from",
-                        "original-rcpt-to",
-                        "arrival-date",
-                        "source-ip",
-                        "reported-domain",
-                    )
-                }
-            elif part.content_type in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
-                found = re.search(rb"(?im)^message-id:\s*(<[^>\r\n]+>)", part.data[:65536])
-                out["original_message_id"] = out["original_message_id"] or (found and found.group(1).decode())
-        if out["type"] is None:
-            raise Skip("no delivery-status or feedback report")
-        out["bounce"] = out["type"] == "dsn" and any(
-            r["action"] in ("failed", "delayed") for r in out["recipients"]
-        )
-        return out
-
-
-def _recipient(block: dict[str, str]) -> dict[str, Any]:
-    return {
-        "recipient": _typed(block.get("final-recipient")),
-        "original_recipient": _typed(block.get("original-recipient")),
-        "action": (block.get("action") or "").lower() or None,
-        "status": block.get("status"),
-        "diagnostic_code": _typed(block.get("diagnostic-code")),
-        "remote_mta": _typed(block.get("remote-mta")),
-    }
 
 
 _QUOTE_HEAD = re.compile(
