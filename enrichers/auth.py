@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from enrichers.authresults import arc_summary, parse_authentication_results
 from enrichers.dns import DictResolver, Resolver, SystemResolver
-from enrichers.verify import check_dkim, check_dmarc, check_spf
+from enrichers.verify import check_arc, check_dkim, check_dmarc, check_spf
 
 if TYPE_CHECKING:
     from core.enrich import Context
@@ -64,7 +64,8 @@ class AuthEnricher:
         dkim = check_dkim(resolver, view.raw, view.header_values("DKIM-Signature"))
         from_domain = _from_domain(view.header_values("From"))
         dmarc = check_dmarc(resolver, from_domain, spf, dkim)
-        return {"spf": spf, "dkim": dkim, "dmarc": {**dmarc, "from_domain": from_domain}}
+        arc = check_arc(resolver, view.raw) if view.header_values("ARC-Seal") else None
+        return {"spf": spf, "dkim": dkim, "dmarc": {**dmarc, "from_domain": from_domain}, "arc": arc}
 
 
 def _from_domain(values: list[str]) -> str | None:

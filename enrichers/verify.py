@@ -79,6 +79,24 @@ def _dkimpy_verify(raw: bytes, entries: list[dict[str, Any]], keys: dict[tuple[s
             entry["error"] = f"{type(exc).__name__}: {exc}"[:200]
 
 
+def check_arc(resolver: Resolver, raw: bytes) -> dict[str, Any]:
+    """Validate the ARC chain (RFC 8617) with dkimpy: ``{"cv": "pass"|"fail"|"none", "reason"}``."""
+    import dkim
+
+    def txt(name: bytes | str, timeout: float = 5) -> bytes | None:
+        values = resolver.query((name.decode() if isinstance(name, bytes) else name).rstrip("."), "TXT")
+        return values[0].encode() if values else None
+
+    try:
+        cv, _results, reason = dkim.arc_verify(raw, dnsfunc=txt)
+    except BackendUnavailable as exc:
+        return {"cv": "temperror", "reason": str(exc)}
+    except Exception as exc:  # a malformed ARC set is a failed chain
+        return {"cv": "fail", "reason": f"{type(exc).__name__}: {exc}"[:200]}
+    cv = cv.decode() if isinstance(cv, bytes) else str(cv)
+    return {"cv": cv.lower(), "reason": reason.decode() if isinstance(reason, bytes) else reason}
+
+
 def check_dmarc(
     resolver: Resolver, from_domain: str | None, spf: dict[str, Any] | None, dkim: list[dict[str, Any]]
 ) -> dict[str, Any]:

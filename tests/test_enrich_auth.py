@@ -153,3 +153,25 @@ def test_unpublished_key_is_permerror(key: tuple[bytes, str]) -> None:
         }
     ]
     assert v["dmarc"]["aligned"] == ["spf"]
+
+
+def test_arc_chain_is_validated_cryptographically(key: tuple[bytes, str]) -> None:
+    ar = ("Authentication-Results", "relay.example; spf=pass smtp.mailfrom=alice@example.com")
+    data = raw(message("forwarded by a list", headers=(ar,)))
+    sealed = b"".join(dkim.arc_sign(data, b"arc", b"relay.example", key[0], b"relay.example")) + data
+    records = {"arc._domainkey.relay.example TXT": [key[1]]}
+
+    def arc(msg: bytes) -> dict:
+        env = Envelope(
+            "alice@example.com", ("bob@acme.example",), client_ip="203.0.113.9", helo="relay.example"
+        )
+        doc = parse(msg, envelope=env)
+        out = run_enrichers(doc.message.to_dict(), doc.payloads, msg, ["auth"], {"auth": {"dns": records}})
+        return out["auth"]["result"]
+
+    good = arc(sealed)
+    assert good["verdict"]["arc"] == {"cv": "pass", "reason": "success"}
+    assert good["arc"]["claimed_cv"] == "none" and good["arc"]["instances"][0]["seal"]["d"] == "relay.example"
+    assert (
+        arc(sealed.replace(b"forwarded by a list", b"forwarded by a thief"))["verdict"]["arc"]["cv"] == "fail"
+    )
