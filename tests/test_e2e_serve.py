@@ -199,3 +199,13 @@ def test_local_mode_says_so_at_start_up(serve_process: Any) -> None:
     wait_for(lambda: any("local mode" in line for line in proc.log_lines()), 10, "local mode log line")
     with smtplib.SMTP("127.0.0.1", proc.port, timeout=10) as c:
         assert c.sendmail("a@sender.org", ["x@any-domain.test"], b"Subject: x\r\n\r\ny\r\n") == {}
+
+
+def test_shared_listen_socket_is_tcp_so_replies_are_not_delayed() -> None:
+    from handlers.local import _bind
+
+    sock = _bind("127.0.0.1:0")  # asyncio sets TCP_NODELAY on accepted sockets only for proto TCP
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
