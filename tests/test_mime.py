@@ -349,3 +349,17 @@ def test_internal_error_catch_all_returns_a_valid_minimal_result() -> None:
 def test_dates_with_odd_whitespace_in_the_zone(zone: str) -> None:
     doc = check(f"Date: 1 Jan 2020 10:00 {zone}\n\nx\n".encode())
     assert doc["date"] is None or doc["date"].startswith("2020-01-01T10:00:00")
+
+
+def test_base64_attached_message_and_digest_defaults() -> None:
+    inner = b"Subject: inner\nFrom: a@example.com\n\nhello\n"
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n"
+        b"Content-Transfer-Encoding: base64\n\n" + base64.encodebytes(inner) + b"--b\n"
+        b"Content-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: digest one\n\none\n--d\n\n"
+        b"Subject: digest two\n\ntwo\n--d--\n--b--\n"
+    )
+    doc = check(raw)
+    assert [m["subject"] for m in doc["messages"]] == ["inner", "digest one", "digest two"]
+    assert [m["id"].rsplit(".", 1)[1] for m in doc["messages"]] == ["m1", "m2", "m3"]
+    assert doc["messages"][0]["text"] == "hello\n" and doc["messages"][0]["size"] == len(inner)
