@@ -110,7 +110,7 @@ def test_mutated_messages_never_crash(seed: bytes, mutations: list[tuple[str, fl
     check(raw)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(raw=st.binary(max_size=4000))
 def test_random_bytes_never_crash(raw: bytes) -> None:
     check(raw)
