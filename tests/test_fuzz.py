@@ -100,7 +100,7 @@ MUTATION = st.tuples(OPS, st.floats(0, 1), st.binary(max_size=40), st.sampled_fr
 
 
 @settings(
-    max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 @given(seed=st.sampled_from(SEEDS), mutations=st.lists(MUTATION, min_size=1, max_size=5))
 def test_mutated_messages_never_crash(seed: bytes, mutations: list[tuple[str, float, bytes, str]]) -> None:
