@@ -121,6 +121,8 @@ def params(text: str) -> dict[str, str]:
         if m.group(2) is None:
             continue
         name, val = m.group(1).lower(), m.group(2).strip()
+        if not val:  # "name=" with nothing: no value to keep (a quoted "" is kept)
+            continue
         if val.startswith('"'):
             val = val[1:-1] if val.endswith('"') and len(val) > 1 else val[1:]
             val = _ESCAPED.sub(r"\1", val) if "\\" in val else val
@@ -145,8 +147,9 @@ def _simple_params(text: str) -> dict[str, str]:
     for item in text.split(";")[:64]:
         name, eq, val = item.partition("=")
         name = name.strip().lower()
-        if eq and name and " " not in name and "\t" not in name:
-            out.setdefault(name, val.strip())
+        val = val.strip()
+        if eq and name and val and " " not in name and "\t" not in name:
+            out.setdefault(name, val)
     return out
 
 
