@@ -12,19 +12,19 @@ import asyncio
 import functools
 import os
 import signal
-import socket
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.log import configure
 from core.pipeline import Pipeline, pending_raw_keys
-from handlers.smtp_edge import start_edge
 from providers import open_publisher, open_store
 from providers.local.process import WorkerProcess, spawn
 from providers.local.store import FolderStore
 from providers.local.worker import DONE_PREFIX, run_local
+from providers.smtp.edge import bind, start_edge
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Iterator
 
     from core.settings import Settings
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; return the exit code."""
     configure(settings.log_level)
-    sock, store = _bind(settings.listen), open_store(settings.store_url, settings)
+    sock, store = bind(settings.listen), open_store(settings.store_url, settings)
     count = _edge_count(settings) if isinstance(store, FolderStore) else 1
     settings = replace(settings, max_connections=-(-settings.max_connections // count))  # split the limit
     worker = _start_worker(settings, store, primary=True)
@@ -85,20 +85,6 @@ def parse_worker(settings: Settings, keys: Iterator[str]) -> None:
 
 def _edge_count(settings: Settings) -> int:
     return settings.edge_processes or min(4, len(os.sched_getaffinity(0)))
-
-
-def _bind(listen: str) -> socket.socket:
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say TCP; without it multi-line
-    # replies (EHLO) stall ~40 ms on Nagle + delayed ACK
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, int(port)))
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
 
 
 async def _edge_until_signal(settings: Settings, store: Any, sock: socket.socket) -> None:

@@ -163,8 +163,8 @@ def edge() -> Iterator[Callable[..., Edge]]:
 
     def start(store: Any = None, **overrides: Any) -> Edge:
         from core.settings import Settings
-        from handlers.smtp_edge import start_edge
         from providers.local.store import MemoryStore
+        from providers.smtp.edge import start_edge
 
         store = store if store is not None else MemoryStore(f"edge-{uuid.uuid4().hex}")
         cfg = Settings.from_env({}, **{"listen": "127.0.0.1:0", "domains": ("example.com",), **overrides})

@@ -202,9 +202,9 @@ def test_local_mode_says_so_at_start_up(serve_process: Any) -> None:
 
 
 def test_shared_listen_socket_is_tcp_so_replies_are_not_delayed() -> None:
-    from handlers.local import _bind
+    from providers.smtp.edge import bind
 
-    sock = _bind("127.0.0.1:0")  # asyncio sets TCP_NODELAY on accepted sockets only for proto TCP
+    sock = bind("127.0.0.1:0")  # asyncio sets TCP_NODELAY on accepted sockets only for proto TCP
     try:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
