@@ -28,7 +28,7 @@ _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.S | re.I)
 
 def body_text(view: MessageView, limit: int = MAX_CHARS) -> str:
     """The readable body, without quoted history, at most ``limit`` characters."""
-    text = view.text or html_lib.unescape(_TAG.sub(" ", view.html or ""))
+    text = view.text or html_lib.unescape(_TAG.sub(" ", (view.html or "")[: limit * 20]))  # markup-heavy HTML
     lines = [ln for ln in text[: limit * 2].splitlines() if not ln.lstrip().startswith(">")]
     return re.sub(r"[ \t]+", " ", "\n".join(lines)).strip()[:limit]
 
