@@ -22,17 +22,15 @@ def select(root: Part) -> tuple[list[Part], list[Part], list[Part]]:
     The body lists hold only text/plain resp. text/html parts; attachments are every other leaf."""
     text: list[Part] = []
     html: list[Part] = []
-    atts: list[Part] = []
+    jmap_atts: list[Part] = []  # JMAP's own attachment list; ours is every leaf not used as body (below)
     if root.ctype == "multipart":
-        _walk(root.children, root.sub, root.sub == "alternative", html, text, atts)
+        _walk(root.children, root.sub, root.sub == "alternative", html, text, jmap_atts)
     else:
-        _walk([root], "mixed", False, html, text, atts)
-    in_body = {id(p) for p in text + html}
-    leaves = _leaves(root)
+        _walk([root], "mixed", False, html, text, jmap_atts)
     text_parts = [p for p in text if p.mime == "text/plain"]
     html_parts = [p for p in html if p.mime == "text/html"]
-    body_ids = {id(p) for p in text_parts + html_parts} & in_body
-    return text_parts, html_parts, [p for p in leaves if id(p) not in body_ids]
+    body_ids = {id(p) for p in text_parts + html_parts}
+    return text_parts, html_parts, [p for p in _leaves(root) if id(p) not in body_ids]
 
 
 def _leaves(p: Part) -> list[Part]:
