@@ -111,3 +111,12 @@ def test_folder_put_many_is_ordered_and_if_absent(tmp_path: Path) -> None:
     assert store.put_many(items, if_absent=True) == [False, False]
     assert seen == ["raw/a.eml"]
     assert [p.name for p in (tmp_path / "s" / "raw").iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_symlinked_object_pointing_outside_is_not_read(tmp_path: Path) -> None:
+    store = FolderStore(tmp_path / "s")
+    store.put("raw/a.eml", b"x", content_type="message/rfc822")
+    (tmp_path / "secret").write_bytes(b"outside")
+    (tmp_path / "s" / "raw" / "b.eml").symlink_to(tmp_path / "secret")
+    with pytest.raises(InvalidKey):
+        store.get("raw/b.eml")

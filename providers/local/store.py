@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,12 +28,17 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 
+_SEQ = itertools.count()  # temp names: pid + sequence, unique without a random syscall
+
+
 class FolderStore(Notifier):
     """Objects as files under ``root``. Writes: temp file, fsync, rename/link, fsync of the directory."""
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         super().__init__()
         self.root = Path(root).absolute()
+        self._real_root = self.root.resolve()
+        self._safe_dirs: set[Path] = set()
         self.fsync = fsync
         self._dirs: set[Path] = set()
         self._dir_sync = GroupSync()
@@ -46,13 +51,25 @@ class FolderStore(Notifier):
         return cls(parts.netloc + parts.path, fsync=settings.fsync if settings else True)
 
     def _path(self, key: str) -> Path:
+        """The file of ``key``; its directory must resolve inside the root (symlink guard, cached per dir)."""
         path = self.root.joinpath(*check_key(key))
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        parent = path.parent
+        if parent not in self._safe_dirs:
+            if not parent.resolve().is_relative_to(self._real_root):
+                raise InvalidKey(f"key escapes the store: {key!r}")
+            if len(self._safe_dirs) > 10_000:
+                self._safe_dirs.clear()
+            self._safe_dirs.add(parent)
+        return path
+
+    def _read_path(self, key: str) -> Path:
+        path = self._path(key)
+        if path.is_symlink() and not path.resolve().is_relative_to(self._real_root):
             raise InvalidKey(f"key escapes the store: {key!r}")
         return path
 
     def get(self, key: str) -> bytes:
-        path = self._path(key)
+        path = self._read_path(key)
         try:
             return path.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
@@ -77,7 +94,7 @@ class FolderStore(Notifier):
         Raises InvalidKey, BackendUnavailable.
         """
         paths = [self._path(key) for key, _, _ in items]
-        tmps = [p.with_name(f"{TMP_PREFIX}{p.name}.{uuid.uuid4().hex}") for p in paths]
+        tmps = [p.with_name(f"{TMP_PREFIX}{p.name}.{os.getpid()}.{next(_SEQ)}") for p in paths]
         todo = [not (if_absent and p.exists()) for p in paths]
         try:
             for path, go in zip(paths, todo, strict=True):
