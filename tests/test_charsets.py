@@ -171,7 +171,8 @@ def test_utf7_lone_surrogates_become_replacement_characters() -> None:
 
 
 def test_html_without_declared_charset_uses_its_meta_charset() -> None:
-    html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251"></head>Привет'
+    meta = '<meta http-equiv="Content-Type" content="text/html; charset=windows-1251">'
+    html = f"<html><head>{meta}</head>Привет"
     msg = parse(b"Content-Type: text/html\n\n" + html.encode("cp1251")).message
     assert msg.html == html and msg.defects == ()
     msg = parse(b"Content-Type: text/html\n\n<meta charset='shift_jis'>" + "日本".encode("cp932")).message
