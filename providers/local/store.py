@@ -131,7 +131,10 @@ class FolderStore(Notifier):
             if self.fsync and len(fds) == 1:
                 os.fsync(fds[0])
             elif self.fsync:  # concurrent fsyncs share one journal commit: ~1 fsync of latency, not n
-                list(self._fsync_pool().map(os.fsync, fds))
+                others = [self._fsync_pool().submit(os.fsync, fd) for fd in fds[:-1]]
+                os.fsync(fds[-1])
+                for future in others:
+                    future.result()
         finally:
             for fd in fds:
                 os.close(fd)
