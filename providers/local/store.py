@@ -128,9 +128,7 @@ class FolderStore(Notifier):
                     done = 0
                     while done < len(view):
                         done += os.write(fds[-1], view[done:])
-            if self.fsync and len(fds) == 1:
-                os.fsync(fds[0])
-            elif self.fsync:  # concurrent fsyncs share one journal commit: ~1 fsync of latency, not n
+            if self.fsync and fds:  # concurrent fsyncs share one journal commit: ~1 fsync of latency, not n
                 others = [self._fsync_pool().submit(os.fsync, fd) for fd in fds[:-1]]
                 os.fsync(fds[-1])
                 for future in others:
