@@ -11,13 +11,13 @@ import errno
 import itertools
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
-from providers.local.base import TMP_PREFIX, GroupSync, Notifier, check_key, fsync_dir
+from providers.local.base import TMP_PREFIX, Notifier, check_key
+from providers.local.durable import DurableWriter
 from providers.local.memory import MemoryStore
 
 __all__ = ["FolderStore", "MemoryStore", "check_key"]
@@ -40,9 +40,7 @@ class FolderStore(Notifier):
         self._real_root = self.root.resolve()
         self._safe_dirs: set[Path] = set()
         self.fsync = fsync
-        self._dirs: set[Path] = set()
-        self._dir_sync = GroupSync()
-        self._pool: ThreadPoolExecutor | None = None
+        self._io = DurableWriter(fsync)
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> FolderStore:
@@ -99,13 +97,13 @@ class FolderStore(Notifier):
         try:
             for path, go in zip(paths, todo, strict=True):
                 if go:
-                    self._mkdirs(path.parent)
-            self._write_temps([(t, d) for (_, d, _), t, go in zip(items, tmps, todo, strict=True) if go])
+                    self._io.mkdirs(path.parent)
+            self._io.write_temps([(t, d) for (_, d, _), t, go in zip(items, tmps, todo, strict=True) if go])
             done = [
-                go and self._link(tmp, path, if_absent)
+                go and self._io.link(tmp, path, if_absent)
                 for path, tmp, go in zip(paths, tmps, todo, strict=True)
             ]
-            self._sync_dirs([p for p, d in zip(paths, done, strict=True) if d])
+            self._io.sync_dirs([p for p, d in zip(paths, done, strict=True) if d])
         except OSError as exc:
             raise BackendUnavailable(
                 f"write {items[0][0]}: {errno.errorcode.get(exc.errno or 0, exc)}"
@@ -118,61 +116,6 @@ class FolderStore(Notifier):
             if written:
                 self.notify_created(key)
         return done
-
-    def _write_temps(self, pairs: list[tuple[Path, bytes]]) -> None:
-        fds: list[int] = []
-        try:
-            for tmp, data in pairs:
-                fds.append(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-                with memoryview(data) as view:
-                    done = 0
-                    while done < len(view):
-                        done += os.write(fds[-1], view[done:])
-            if self.fsync and fds:  # concurrent fsyncs share one journal commit: ~1 fsync of latency, not n
-                others = [self._fsync_pool().submit(os.fsync, fd) for fd in fds[:-1]]
-                os.fsync(fds[-1])
-                for future in others:
-                    future.result()
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-    def _fsync_pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(4, "mailpipe-fsync")
-        return self._pool
-
-    def _link(self, tmp: Path, path: Path, if_absent: bool) -> bool:
-        if not if_absent:
-            tmp.replace(path)
-            return True
-        try:  # link() is an atomic create-if-absent: two racing writers cannot both win
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
-
-    def _sync_dirs(self, created: list[Path]) -> None:
-        if not self.fsync:
-            return
-        try:
-            for directory in dict.fromkeys(p.parent for p in created):
-                self._dir_sync.sync(directory)
-        except OSError:  # not durable: take the names back so nothing unsynced is ever seen as stored
-            for path in created:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            raise
-
-    def _mkdirs(self, directory: Path) -> None:
-        if directory in self._dirs:
-            return
-        missing = [d for d in (directory, *directory.parents) if not d.is_dir()]
-        directory.mkdir(parents=True, exist_ok=True)
-        if self.fsync:  # a new directory entry is durable only once its parent is synced
-            for d in missing:
-                fsync_dir(d.parent)
-        self._dirs.add(directory)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         base = self.root.joinpath(*prefix.rpartition("/")[0].split("/")) if "/" in prefix else self.root
