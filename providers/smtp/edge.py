@@ -1,4 +1,4 @@
-"""The SMTP edge on aiosmtpd: recipient policy, the durable accept, the listener.
+"""The SMTP edge on aiosmtpd: the listener (``start_edge``, ``bind``); policy.py has the hooks.
 
 Replies (RFC 5321 / RFC 3463):
   250 2.0.0  queued as <id>: raw bytes and envelope are durably in the store
@@ -13,18 +13,13 @@ Replies (RFC 5321 / RFC 3463):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl
-import time
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from core.errors import TransientError
-from core.ingest import accept
-from core.log import log_context
-from core.model import Envelope
+from providers.smtp.policy import EdgeHandler
 from providers.smtp.session import ConnectionGate, EdgeSMTP
 
 if TYPE_CHECKING:
@@ -32,72 +27,6 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 log = logging.getLogger("mailpipe.edge")
-
-
-class EdgeHandler:
-    """aiosmtpd hooks: recipient policy and the durable accept (store I/O runs in ``executor``)."""
-
-    def __init__(self, store: ObjectStore, settings: Settings, executor: Executor) -> None:
-        self.store, self.settings, self.executor = store, settings, executor
-        self.domains = {form for d in settings.domains for form in domain_forms(d)}
-
-    def __dir__(self) -> list[str]:  # aiosmtpd looks its hooks up with dir() for every session
-        return ["handle_DATA", "handle_EHLO", "handle_RCPT"]
-
-    async def handle_EHLO(
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
-            return "452 4.5.3 Too many recipients"
-        domain = address.rpartition("@")[2].lower().strip("[]")
-        if self.settings.domains and not (domain_forms(domain) & self.domains):
-            log.info("recipient refused", extra={"reason": "unknown_domain", "domain": domain})
-            return "550 5.7.1 Recipient domain not served here; relaying denied"
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(options)
-        return "250 2.1.5 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        env = Envelope(
-            mail_from="" if envelope.mail_from == "<>" else envelope.mail_from,
-            rcpt_to=tuple(envelope.rcpt_tos),
-            client_ip=session.peer[0] if session.peer else None,
-            helo=session.host_name,
-            tls=session.ssl is not None,
-            received_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )
-        raw: bytes = envelope.original_content
-        loop = asyncio.get_running_loop()
-        try:
-            mid = await loop.run_in_executor(self.executor, accept, self.store, raw, env)
-        except Exception as exc:  # never 250 unless stored; every failure is temporary for the sender
-            reason = exc.reason if isinstance(exc, TransientError) else "unexpected"
-            log.warning("store failed, answered 451", extra={"reason": reason, "error": type(exc).__name__})
-            return "451 4.3.0 Temporary storage failure, try again later"
-        with log_context(id=mid):
-            log.info(
-                "accepted",
-                extra={
-                    "size": len(raw),
-                    "rcpt_domains": sorted({r.rpartition("@")[2].lower() for r in env.rcpt_to}),
-                },
-            )
-        return f"250 2.0.0 Ok: queued as {mid}"
-
-
-def domain_forms(domain: str) -> set[str]:
-    """A domain as written plus its IDNA (xn--) or Unicode twin, so either spelling matches."""
-    forms = {domain}
-    with contextlib.suppress(UnicodeError):
-        forms.add(domain.encode("idna").decode("ascii"))
-        forms.add(domain.encode("ascii").decode("idna"))
-    return forms
 
 
 def _tls(settings: Settings) -> ssl.SSLContext | None:
