@@ -9,6 +9,7 @@ RETRY, so the platform redelivers.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ from core.model import NOTIFICATION_SCHEMA, Envelope, dumps
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from core.dispatch import Router
     from core.ports import Delivery, ObjectStore, Publisher
     from core.settings import Settings
 
@@ -53,8 +55,20 @@ _SEVERITY = {Outcome.IGNORED: 0, Outcome.DONE: 1, Outcome.QUARANTINED: 2, Outcom
 class Pipeline:
     """Parse stored messages. Thread-safe if the store and publisher are; holds no per-message state."""
 
-    def __init__(self, store: ObjectStore, publisher: Publisher, settings: Settings) -> None:
-        self.store, self.publisher, self.settings = store, publisher, settings
+    def __init__(
+        self, store: ObjectStore, publisher: Publisher, settings: Settings, *, router: Router | None = None
+    ) -> None:
+        """``settings.enrichers`` run after parsing (docs/enrichers.md); ``router`` applies routing rules
+        (docs/rules.md). Raises ConfigError now, at cold start, for an unknown enricher or a bad config."""
+        self.store, self.publisher, self.settings, self.router = store, publisher, settings, router
+        self._enrich: Callable[..., dict[str, Any]] | None = None
+        if settings.enrichers:
+            from core.enrich import load_config, load_enricher, run_enrichers
+
+            for name in settings.enrichers:
+                load_enricher(name)
+            config = load_config(settings.enrich_config_file)
+            self._enrich = functools.partial(run_enrichers, names=list(settings.enrichers), config=config)
 
     def process_key(self, key: str) -> Outcome:
         """Process ``raw/<id>.eml``; any other key is IGNORED. Never raises."""
@@ -64,15 +78,18 @@ class Pipeline:
             return Outcome.IGNORED
         with log_context(id=mid, key=key):
             try:
-                attachments = self._process(mid, key)
+                disposition, attachments = self._process(mid, key)
             except PermanentError as exc:
                 return self._quarantine(quarantine_key(mid), exc, {"id": mid, "raw_key": key})
             except Exception as exc:
                 reason = exc.reason if isinstance(exc, PipelineError) else "unexpected"
                 log.warning("will retry", extra={"reason": reason, "error": type(exc).__name__})
                 return Outcome.RETRY
-            log.info("parsed", extra={"outcome": "done", "attachments": attachments})
-            return Outcome.DONE
+            outcome = Outcome.QUARANTINED if disposition == "quarantine" else Outcome.DONE
+            log.info(
+                "parsed", extra={"outcome": outcome.value, "routing": disposition, "attachments": attachments}
+            )
+            return outcome
 
     def run_delivery(self, delivery: Delivery) -> Outcome:
         """Process the object a platform event named; the log lines carry the delivery id and attempt."""
@@ -93,7 +110,7 @@ class Pipeline:
         outcomes = [self.run_delivery(d) for d in deliveries]
         return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.IGNORED)
 
-    def _process(self, mid: str, key: str) -> int:
+    def _process(self, mid: str, key: str) -> tuple[str, int]:
         raw = self.store.get(key)
         result = parse(raw, limits=self.settings.limits, envelope=self._envelope(mid), mid=mid)
         message = result.message
@@ -103,9 +120,16 @@ class Pipeline:
             self.store.put(akey, result.payloads[akey], content_type=content_type, if_absent=True)
         doc = message.to_dict()
         doc["raw_key"] = key
+        if self._enrich is not None:  # an engine outage raises TransientError: RETRY
+            doc["enrichments"] = self._enrich(doc, result.payloads, raw)
+        plan = self.router.plan(doc) if self.router is not None else None  # adds routing, tags
         self.store.put(parsed_key(mid), dumps(doc), content_type="application/json")
+        if plan is not None:
+            self.router.act(plan, doc, result.payloads)  # type: ignore[union-attr]
+            if plan.disposition != "deliver":  # quarantined or dropped by a rule: no default notification
+                return plan.disposition, len(result.payloads)
         self.publisher.publish(dumps(notification(doc, sorted(result.payloads))), key=mid)
-        return len(result.payloads)
+        return "deliver", len(result.payloads)
 
     def _envelope(self, mid: str) -> Envelope | None:
         try:
@@ -132,7 +156,7 @@ class Pipeline:
 
 def notification(doc: dict[str, Any], attachment_keys: list[str]) -> dict[str, Any]:
     """The compact queue message for a parsed document (deterministic: same document, same notification)."""
-    return {
+    note = {
         "schema": NOTIFICATION_SCHEMA,
         "id": doc["id"],
         "envelope": doc.get("envelope"),
@@ -142,6 +166,9 @@ def notification(doc: dict[str, Any], attachment_keys: list[str]) -> dict[str, A
         "parsed_key": parsed_key(doc["id"]),
         "attachment_keys": attachment_keys,
     }
+    if "tags" in doc:  # set by routing rules
+        note["tags"] = doc["tags"]
+    return note
 
 
 def pending_raw_keys(store: ObjectStore, done_prefix: str = PARSED_PREFIX) -> Iterator[str]:

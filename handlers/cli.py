@@ -70,8 +70,9 @@ def _verify_cmd(args: argparse.Namespace) -> int:
     else:
         with open(args.body, "rb") as f:
             body = f.read()
-    ok = bool(secret) and verify(secret, args.id, args.timestamp, args.signature, body,
-                                 tolerance=args.tolerance)
+    ok = bool(secret) and verify(
+        secret, args.id, args.timestamp, args.signature, body, tolerance=args.tolerance
+    )
     print("valid" if ok else "invalid", file=sys.stderr)
     return 0 if ok else 1
 
@@ -102,6 +103,8 @@ def _serve_cmd(args: argparse.Namespace) -> int:
         max_message_bytes=args.max_message_bytes,
         max_recipients=args.max_recipients,
         edge_processes=args.edge_processes,
+        rules_file=args.rules,
+        enrichers=tuple(n for n in (args.enrich or "").split(",") if n) or None,
     )
     return serve(settings)
 
@@ -113,8 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("files", nargs="+", metavar="FILE", help="RFC 5322 message files ('-' for stdin)")
     pp.add_argument("--enrich", metavar="NAME,...", help="run these enrichers (docs/enrichers.md)")
     pp.add_argument("--enrich-config", metavar="FILE", help="JSON file: enricher name -> its settings")
-    pp.add_argument("--format", default="mailpipe", choices=["mailpipe", "postmark", "mailgun", "sendgrid"],
-                    help="print a webhook projection instead of the canonical JSON (docs/rules.md)")
+    pp.add_argument(
+        "--format",
+        default="mailpipe",
+        choices=["mailpipe", "postmark", "mailgun", "sendgrid"],
+        help="print a webhook projection instead of the canonical JSON (docs/rules.md)",
+    )
     pp.set_defaults(func=_parse_cmd)
     vp = sub.add_parser("webhook-verify", help="check a Standard Webhooks signature (0 valid, 1 invalid)")
     vp.add_argument("--secret", help="whsec_... (prefer --secret-env: argv is visible to other users)")
@@ -133,11 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:2525)")
     sp.add_argument("--store", help="store URL (default file://./var/mail)")
     sp.add_argument("--queue", help="queue URL (default file://./var/queue)")
-    sp.add_argument("--domains", help="comma-separated recipient domains to accept (default: any, local mode)")
+    sp.add_argument(
+        "--domains", help="comma-separated recipient domains to accept (default: any, local mode)"
+    )
     sp.add_argument("--tls-cert", help="PEM certificate for STARTTLS")
     sp.add_argument("--tls-key", help="PEM private key for STARTTLS")
     sp.add_argument("--max-message-bytes", type=int, help="SIZE limit (default 50 MiB)")
     sp.add_argument("--max-recipients", type=int, help="recipients per message (default 100)")
+    sp.add_argument("--rules", help="routing rules file (docs/rules.md; default: none, MAILPIPE_RULES)")
+    sp.add_argument("--enrich", metavar="NAME,...", help="enrichers to run after parsing (docs/enrichers.md)")
     sp.add_argument("--edge-processes", type=int, help="SMTP processes sharing the port (default: 1 per CPU)")
     sp.set_defaults(func=_serve_cmd)
     return p

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.log import configure
 from core.pipeline import Pipeline, pending_raw_keys
-from providers import open_publisher, open_store
+from providers import QUEUES, open_publisher, open_store
 from providers.local.process import WorkerProcess, spawn
 from providers.local.store import FolderStore
 from providers.local.worker import DONE_PREFIX, run_local
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; return the exit code."""
     configure(settings.log_level)
-    sock, store = bind(settings.listen), open_store(settings.store_url, settings)
+    store = open_store(settings.store_url, settings)
+    _pipeline(settings, store)  # a bad rules file or enricher fails here, before binding the port
+    sock = bind(settings.listen)
     count = _edge_count(settings) if isinstance(store, FolderStore) else 1
     settings = replace(settings, max_connections=-(-settings.max_connections // count))  # split the limit
     worker = _start_worker(settings, store, primary=True)
@@ -66,9 +68,7 @@ def _start_worker(settings: Settings, store: Any, *, primary: bool) -> Any:
         store.add_listener(worker.submit)
         return worker.start()
     if hasattr(store, "add_listener"):  # memory:// lives in this process
-        return run_local(
-            store, Pipeline(store, open_publisher(settings.queue_url, settings), settings).process_key
-        )
+        return run_local(store, _pipeline(settings, store).process_key)
     return None  # a cloud store has no in-process event: its bucket trigger runs the parser
 
 
@@ -76,11 +76,19 @@ def parse_worker(settings: Settings, keys: Iterator[str]) -> None:
     """The parse child: process every key it is sent (the parent lists the backlog into the same queue)."""
     configure(settings.log_level)
     store = open_store(settings.store_url, settings)
-    pipeline = Pipeline(store, open_publisher(settings.queue_url, settings), settings)
-    worker = run_local(store, pipeline.process_key, scan=False)
+    worker = run_local(store, _pipeline(settings, store).process_key, scan=False)
     for key in keys:
         worker.submit(key)
     worker.stop(drain=False)
+
+
+def _pipeline(settings: Settings, store: Any) -> Pipeline:
+    router = None
+    if settings.rules_file:
+        from providers.local.rules_yaml import open_router
+
+        router = open_router(settings.rules_file, store, open_publisher, schemes=QUEUES)
+    return Pipeline(store, open_publisher(settings.queue_url, settings), settings, router=router)
 
 
 def _edge_count(settings: Settings) -> int:

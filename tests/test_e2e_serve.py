@@ -7,6 +7,7 @@ import shutil
 import smtplib
 import socket
 import subprocess
+import sys
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,3 +210,48 @@ def test_shared_listen_socket_is_tcp_so_replies_are_not_delayed() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+RULES = """\
+customers:
+  acme:
+    domains: [example.com]
+    rules:
+      - name: vip
+        when: {recipient: vip@example.com}
+        actions: [{tag: vip}]
+"""
+
+
+def test_serve_applies_routing_rules_and_enrichers(serve_process: Any, tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RULES)
+    proc = serve_process("--domains", "example.com", "--rules", str(rules), "--enrich", "links")
+    mid = _send(
+        proc, "ann@sender.org", ["vip@example.com"], b"Subject: r\r\n\r\nsee https://example.org/x\r\n"
+    )
+    _, _, doc, note = _delivered(proc, mid)
+    assert note["tags"] == ["vip"] and doc["tags"] == ["vip"]
+    assert doc["enrichments"]["links"]["status"] == "ok"
+
+
+def test_bad_rules_file_fails_start_up_with_exit_2(tmp_path: Path) -> None:
+    rules = tmp_path / "bad.yml"
+    rules.write_text(RULES.replace("{tag: vip}", "{forward: nowhere}"))
+    args = [
+        sys.executable,
+        "-m",
+        "handlers.cli",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{_free_port()}",
+        "--store",
+        f"file://{tmp_path}/m",
+        "--queue",
+        f"file://{tmp_path}/q",
+        "--rules",
+        str(rules),
+    ]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
+    assert res.returncode == 2 and "bad.yml:7" in res.stderr, res.stderr

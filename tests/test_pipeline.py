@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from core.errors import BackendUnavailable, MalformedEvent
+from core.dispatch import Dispatcher, Router
+from core.errors import BackendUnavailable, ConfigError, MalformedEvent
 from core.ingest import accept
 from core.keys import envelope_key, parsed_key, quarantine_key, raw_key
 from core.log import configure
 from core.model import NOTIFICATION_SCHEMA, Envelope
 from core.pipeline import Outcome, Pipeline, pending_raw_keys
 from core.ports import Delivery, ObjectRef
+from core.rules import load_config
 from core.settings import Settings
+from providers import open_publisher
 from providers.local.memory import MemoryQueue, MemoryStore
 from providers.local.worker import LocalWorker
 
@@ -264,3 +267,58 @@ def test_log_lines_are_json_without_subject_body_or_address(
     for line in lines:
         for secret in ("TOPSECRET", "BODYTEXT", "jane.doe@", "bob.smith@"):
             assert secret not in line, line
+
+
+def test_enrichers_from_settings_run_after_parsing(store: MemoryStore, queue: MemoryQueue) -> None:
+    mid = accept(store, _message(), ENV)
+    pipeline = Pipeline(store, queue, Settings(enrichers=("links", "autoreply")))
+    assert pipeline.process_key(raw_key(mid)) is Outcome.DONE
+    enrichments = json.loads(store.get(parsed_key(mid)))["enrichments"]
+    assert list(enrichments) == ["links", "autoreply"]
+    assert all(e["status"] in {"ok", "skipped"} for e in enrichments.values())
+
+
+def test_unknown_enricher_fails_at_construction(store: MemoryStore, queue: MemoryQueue) -> None:
+    with pytest.raises(ConfigError):
+        Pipeline(store, queue, Settings(enrichers=("no-such-enricher",)))
+
+
+def _router(store: MemoryStore, name: str) -> Router:
+    config = load_config(
+        {
+            "customers": {
+                "acme": {
+                    "domains": ["example.com"],
+                    "destinations": {"ops": f"memory://{name}-ops"},
+                    "rules": [
+                        {
+                            "name": "vip",
+                            "when": {"recipient": "bob.smith@example.com"},
+                            "actions": [{"tag": "vip"}],
+                        },
+                        {
+                            "name": "ops",
+                            "when": {"recipient": "ops@example.com"},
+                            "actions": [{"publish": "ops"}],
+                        },
+                        {"name": "bad", "when": {"recipient": "spam@example.com"}, "actions": ["quarantine"]},
+                    ],
+                }
+            }
+        }
+    )
+    return Router(config, Dispatcher(store, open_publisher))
+
+
+def test_routing_rules_tag_publish_and_quarantine(store: MemoryStore, queue: MemoryQueue, name: str) -> None:
+    pipeline = Pipeline(store, queue, Settings(), router=_router(store, name))
+    vip = accept(store, _message(), ENV)
+    assert pipeline.process_key(raw_key(vip)) is Outcome.DONE
+    assert json.loads(queue.messages[vip])["tags"] == ["vip"]
+    ops = accept(store, _message(), Envelope(mail_from="a@sender.org", rcpt_to=("ops@example.com",)))
+    assert pipeline.process_key(raw_key(ops)) is Outcome.DONE
+    assert MemoryQueue(f"{name}-ops").messages  # the rule's destination got the message
+    spam = accept(store, _message(), Envelope(mail_from="a@sender.org", rcpt_to=("spam@example.com",)))
+    assert pipeline.process_key(raw_key(spam)) is Outcome.QUARANTINED
+    assert spam not in queue.messages  # no default notification for a quarantined message
+    assert json.loads(store.get(parsed_key(spam)))["routing"]
