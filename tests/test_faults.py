@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import smtplib
 import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -25,7 +27,6 @@ from providers.local.store import FolderStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from conftest import Edge, ServeProcess
 
@@ -169,3 +170,30 @@ def test_kill_9_under_load_loses_no_accepted_message(serve_process: Callable[...
         assert json.loads(store.get(f"parsed/{mid}.json"))["id"] == mid
     assert not stale.exists()  # the restart swept the dead writer's temp file
     assert second.stop() == 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.e2e
+def test_parse_worker_killed_is_restarted_and_catches_up(serve_process: Callable[..., ServeProcess]) -> None:
+    proc = serve_process("--edge-processes", "1")
+    assert proc.proc is not None
+    workers = [c for c in _children(proc.proc.pid) if "multiprocessing.spawn" in _cmdline(c)]
+    assert workers, "no parse worker child found"
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    mids = [_send(proc.port, _body(n, 500))[1].rsplit(" ", 1)[-1] for n in range(5)]
+    wait_for(lambda: all((proc.queue_dir / f"{m}.json").exists() for m in mids), 30, "parsing after restart")
+    assert any("parse worker died" in line for line in proc.log_lines())
