@@ -31,7 +31,7 @@ from core.mime import parse
 from core.model import NOTIFICATION_SCHEMA, Envelope, dumps
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator
 
     from core.dispatch import Router
     from core.ports import Delivery, ObjectStore, Publisher
@@ -171,15 +171,16 @@ def notification(doc: dict[str, Any], attachment_keys: list[str]) -> dict[str, A
     return note
 
 
-def pending_raw_keys(store: ObjectStore, done_prefix: str = PARSED_PREFIX) -> Iterator[str]:
-    """Raw messages with neither a ``<done_prefix><id>...`` object nor a quarantine record (lost work).
+def pending_raw_keys(store: ObjectStore, done: Collection[str] | None = None) -> Iterator[str]:
+    """Raw messages with no quarantine record that are not ``done`` (default: no ``parsed/<id>.json``).
 
     ``parsed/<id>.json`` is written before the notification is published, so a runner that must also recover
-    lost notifications records its own completion marker after ``process_key`` and passes that prefix.
+    lost notifications records its own completion (e.g. the local done log) and passes those ids.
     """
-    done = {k[len(done_prefix) :].partition(".")[0] for k in store.list(done_prefix)}
-    done |= {k[len(QUARANTINE_PREFIX) : -5] for k in store.list(QUARANTINE_PREFIX)}
+    if done is None:
+        done = {k[len(PARSED_PREFIX) : -5] for k in store.list(PARSED_PREFIX)}
+    quarantined = {k[len(QUARANTINE_PREFIX) : -5] for k in store.list(QUARANTINE_PREFIX)}
     for key in sorted(store.list(RAW_PREFIX)):
         mid = id_from_raw_key(key) if key.endswith(RAW_SUFFIX) else None
-        if mid is not None and mid not in done:
+        if mid is not None and mid not in done and mid not in quarantined:
             yield key

@@ -16,11 +16,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.log import configure
-from core.pipeline import Pipeline, pending_raw_keys
+from core.pipeline import Pipeline
 from providers import QUEUES, open_publisher, open_store
 from providers.local.process import WorkerProcess, spawn
 from providers.local.store import FolderStore
-from providers.local.worker import DONE_PREFIX, run_local
+from providers.local.worker import pending, run_local
 from providers.smtp.edge import bind, start_edge
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _start_worker(settings: Settings, store: Any, *, primary: bool) -> Any:
     if isinstance(store, FolderStore):
         if primary:
             store.remove_stale_temp()
-        backlog = functools.partial(pending_raw_keys, store, DONE_PREFIX)
+        backlog = functools.partial(pending, store)
         worker = WorkerProcess(parse_worker, settings, backlog=backlog, scan_first=primary)
         store.add_listener(worker.submit)
         return worker.start()

@@ -120,3 +120,17 @@ def test_symlinked_object_pointing_outside_is_not_read(tmp_path: Path) -> None:
     (tmp_path / "s" / "raw" / "b.eml").symlink_to(tmp_path / "secret")
     with pytest.raises(InvalidKey):
         store.get("raw/b.eml")
+
+
+def test_done_log_decides_what_a_restart_reprocesses(tmp_path: Path) -> None:
+    from core.keys import parsed_key, raw_key
+    from providers.local.worker import DoneLog, pending
+
+    store = FolderStore(tmp_path / "s")
+    a, b = "a" * 32, "b" * 32
+    for mid in (a, b):
+        store.put(raw_key(mid), b"x", content_type="message/rfc822")
+    store.put(parsed_key(a), b"{}", content_type="application/json")  # parsed, but killed before publishing
+    assert list(pending(store)) == [raw_key(a), raw_key(b)]
+    DoneLog(store).add(raw_key(a))
+    assert list(pending(store)) == [raw_key(b)]

@@ -1,7 +1,7 @@
 """The local stand-in for a cloud trigger: an in-process queue of created keys and worker threads.
 
 Keys come from the store's object-created event and, at start-up, from the backlog: every raw message without
-a completion marker (``local/done/<id>``, written after the notification is published) or quarantine record.
+a line in the done log (``local/done.log``, written after the notification is published) or quarantine record.
 RETRY outcomes are re-queued with a growing delay (a queue's visibility timeout); nothing is dropped while the
 process lives, and a crash (kill -9) is recovered by the backlog scan on the next start.
 """
@@ -9,6 +9,7 @@ process lives, and a crash (kill -9) is recovered by the backlog scan on the nex
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from typing import TYPE_CHECKING
@@ -18,19 +19,19 @@ from core.pipeline import Outcome, pending_raw_keys
 from providers.local.store import FolderStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from core.ports import ObjectStore
 
 log = logging.getLogger("mailpipe.worker")
-DONE_PREFIX = "local/done/"
+DONE_LOG = "local/done.log"
 _STOP = ""
 
 
 class LocalWorker:
     """Run ``process(key)`` on ``threads`` daemon threads; ``submit`` is safe from any thread.
 
-    ``finished(key)`` is called after a DONE or QUARANTINED outcome (used to record completion markers).
+    ``finished(key)`` is called after a DONE or QUARANTINED outcome (records completion in the done log).
     """
 
     def __init__(
@@ -104,16 +105,44 @@ class LocalWorker:
             self._lock.notify_all()
 
 
+class DoneLog:
+    """Ids of finished messages, one line each in ``<store>/local/done.log`` (a folder store only).
+
+    Appends are single O_APPEND writes (atomic between processes) without fsync: a line lost in a crash only
+    means one idempotent re-run. One file instead of a marker object per message saves an inode allocation.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._path = store.root / DONE_LOG if isinstance(store, FolderStore) else None
+        self._fd: int | None = None
+
+    def add(self, key: str) -> None:
+        if self._path is None:
+            return  # memory:// has no restart to recover from
+        if self._fd is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, f"{id_from_raw_key(key)}\n".encode())
+
+    def ids(self) -> set[str] | None:
+        """The finished ids; None without a log (then parsed/ objects count as finished)."""
+        if self._path is None:
+            return None
+        try:
+            return set(self._path.read_text().split())
+        except FileNotFoundError:
+            return set()
+
+
+def pending(store: ObjectStore) -> Iterator[str]:
+    """Raw messages the local runner has not finished (crash recovery at start-up)."""
+    return pending_raw_keys(store, DoneLog(store).ids())
+
+
 def run_local(store: ObjectStore, process: Callable[[str], Outcome], *, scan: bool = True) -> LocalWorker:
     """Wire ``process`` to the store's created event and (``scan``) submit the backlog; return the worker."""
-    # a lost marker only means one idempotent re-run, so markers skip the fsyncs
-    markers = FolderStore(store.root, fsync=False) if isinstance(store, FolderStore) else store
-
-    def finished(key: str) -> None:
-        markers.put(f"{DONE_PREFIX}{id_from_raw_key(key)}", b"", content_type="text/plain")
-
-    worker = LocalWorker(process, finished=finished).start()
+    worker = LocalWorker(process, finished=DoneLog(store).add).start()
     store.add_listener(worker.submit)  # type: ignore[attr-defined]
-    for key in pending_raw_keys(store, DONE_PREFIX) if scan else ():
+    for key in pending(store) if scan else ():
         worker.submit(key)
     return worker
