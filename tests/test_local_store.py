@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import wait_for
 from contract_store import StoreContract
 
 from core.errors import InvalidKey
@@ -134,3 +135,28 @@ def test_done_log_decides_what_a_restart_reprocesses(tmp_path: Path) -> None:
     assert list(pending(store)) == [raw_key(a), raw_key(b)]
     DoneLog(store).add(raw_key(a))
     assert list(pending(store)) == [raw_key(b)]
+
+
+def test_spares_take_file_creation_off_the_write_path(tmp_path: Path) -> None:
+    from providers.local.durable import SPARE_PREFIX
+
+    store = FolderStore(tmp_path / "s")
+    store.enable_spares("raw", count=4)
+    raw = tmp_path / "s" / "raw"
+
+    def spares() -> list[str]:
+        return sorted(p.name for p in raw.iterdir() if p.name.startswith(SPARE_PREFIX))
+
+    store.put("raw/0.eml", b"first", content_type="message/rfc822")  # creates raw/, wakes the filler
+    wait_for(lambda: len(spares()) == 4, 10, "spares")
+    used = spares()
+    for n in range(1, 4):
+        store.put(f"raw/{n}.eml", b"m%d" % n, content_type="message/rfc822")
+    assert [store.get(f"raw/{n}.eml") for n in range(4)] == [b"first", b"m1", b"m2", b"m3"]
+    assert sorted(store.list("raw/")) == [f"raw/{n}.eml" for n in range(4)]  # spares are never objects
+    assert set(used) - set(spares())  # the writes consumed spares
+    dead = raw / f"{SPARE_PREFIX}999999999.1"
+    dead.write_bytes(b"")
+    live = [s for s in spares() if s != dead.name]
+    assert store.remove_stale_temp() == 1 and not dead.exists()  # a dead process's spare is swept
+    assert live and all((raw / s).exists() for s in live)  # this process's spares are kept

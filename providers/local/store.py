@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
 from providers.local.base import TMP_PREFIX, Notifier, check_key
-from providers.local.durable import DurableWriter
+from providers.local.durable import SPARE_PREFIX, DurableWriter, SparePool
 from providers.local.memory import MemoryStore
 
 __all__ = ["FolderStore", "MemoryStore", "check_key"]
@@ -129,14 +129,29 @@ class FolderStore(Notifier):
         except OSError as exc:
             raise BackendUnavailable(f"list {prefix}: {exc.strerror}") from exc
 
+    def enable_spares(self, *subdirs: str, count: int = 32) -> None:
+        """Keep ``count`` pre-created empty files in each of ``subdirs`` (the hot write path, SparePool)."""
+        self._io.spares = SparePool([self.root.joinpath(*s.split("/")) for s in subdirs], count)
+
     def remove_stale_temp(self, older_than: float = 60.0) -> int:
-        """Delete temp files a killed writer left behind (never visible as objects); return how many."""
+        """Delete temp files a killed writer left behind and spares of dead processes; return how many."""
         removed, cutoff = 0, time.time() - older_than
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 path = Path(dirpath, name)
+                spare = name.startswith(SPARE_PREFIX)
                 with contextlib.suppress(OSError):
-                    if name.startswith(TMP_PREFIX) and path.stat().st_mtime < cutoff:
+                    if (spare and not _alive(name)) or (
+                        not spare and name.startswith(TMP_PREFIX) and path.stat().st_mtime < cutoff
+                    ):
                         path.unlink()
                         removed += 1
         return removed
+
+
+def _alive(spare_name: str) -> bool:
+    try:
+        os.kill(int(spare_name[len(SPARE_PREFIX) :].partition(".")[0]), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    return True  # (PermissionError: alive, someone else's; the caller skips it)
