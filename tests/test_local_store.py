@@ -138,7 +138,7 @@ def test_done_log_decides_what_a_restart_reprocesses(tmp_path: Path) -> None:
 
 
 def test_spares_take_file_creation_off_the_write_path(tmp_path: Path) -> None:
-    from providers.local.durable import SPARE_PREFIX
+    from providers.local.spares import SPARE_PREFIX
 
     store = FolderStore(tmp_path / "s")
     store.enable_spares("raw", count=4)

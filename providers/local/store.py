@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 
 from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
 from providers.local.base import TMP_PREFIX, Notifier, check_key
-from providers.local.durable import SPARE_PREFIX, DurableWriter, SparePool
+from providers.local.durable import DurableWriter
 from providers.local.memory import MemoryStore
+from providers.local.spares import SPARE_PREFIX, SparePool
 
 __all__ = ["FolderStore", "MemoryStore", "check_key"]
 
