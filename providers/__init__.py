@@ -40,7 +40,8 @@ QUEUES: dict[str, tuple[str, str]] = {
 def _load(table: dict[str, tuple[str, str]], url: str, kind: str) -> Any:
     scheme = urlsplit(url).scheme or "file"
     if scheme not in table:
-        raise ConfigError(f"unknown {kind} URL scheme {scheme!r} in {url!r}; known: {', '.join(sorted(table))}")
+        known = ", ".join(sorted(table))
+        raise ConfigError(f"unknown {kind} URL scheme {scheme!r} in {url!r}; known: {known}")
     target, hint = table[scheme]
     module, _, cls = target.partition(":")
     try:

@@ -11,15 +11,13 @@ decoded with ``unquote_plus`` (the Powertools ``S3Object.key`` bug, STYLE.md sec
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote_plus
 
 from core.errors import MalformedEvent
+from core.events import Decoder
+from core.events import bind_store as _bind_store
 from core.ports import Delivery, ObjectRef
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 _DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
@@ -59,23 +57,9 @@ def decode_record(record: dict[str, Any]) -> list[Delivery]:
     raise MalformedEvent(f"aws record {_safe_id(record)}: unknown event source")
 
 
-def bind_store(store: object) -> Callable[[dict[str, Any]], list[Delivery]]:
-    """``decode_record`` for one store: events naming another bucket are MalformedEvent (permanent), and keys
-    are made relative to the store's prefix (``s3://bucket/prefix``); keys outside the prefix are left as they
-    are, so the pipeline ignores them."""
-    bucket, prefix = getattr(store, "bucket", None), getattr(store, "prefix", "")
-
-    def decode(record: dict[str, Any]) -> list[Delivery]:
-        out = []
-        for d in decode_record(record):
-            if bucket is not None and d.ref.bucket != bucket:
-                raise MalformedEvent(f"aws record {d.id}: bucket {d.ref.bucket!r} is not this store's")
-            if prefix and d.ref.key.startswith(prefix):
-                d = replace(d, ref=replace(d.ref, key=d.ref.key[len(prefix) :]))
-            out.append(d)
-        return out
-
-    return decode
+def bind_store(store: object, decoder: Decoder = decode_record) -> Decoder:
+    """``decoder`` for one store (see core.events.bind_store)."""
+    return _bind_store(store, decoder)
 
 
 def _from_body(body: Any, rid: str, attempt: int) -> list[Delivery]:

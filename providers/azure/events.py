@@ -16,15 +16,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from core.errors import MalformedEvent
+from core.events import Decoder
+from core.events import bind_store as _bind_store
 from core.ports import Delivery, ObjectRef
-
-Decoder = Callable[[Any], list[Delivery]]
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 
@@ -86,20 +85,5 @@ def _id(event: Any) -> Any:
 
 
 def bind_store(store: object, decoder: Decoder = decode_event) -> Decoder:
-    """``decoder`` for one store: a delivery naming another container is MalformedEvent (permanent);
-    keys are made relative to the store's prefix (keys outside it stay as they are; the pipeline ignores
-    them).
-    """
-    bucket, prefix = getattr(store, "bucket", None), getattr(store, "prefix", "")
-
-    def bound(record: Any) -> list[Delivery]:
-        out = []
-        for d in decoder(record):
-            if bucket is not None and d.ref.bucket != bucket:
-                raise MalformedEvent(f"delivery {d.id}: container {d.ref.bucket!r} is not this store's")
-            if prefix and d.ref.key.startswith(prefix):
-                d = replace(d, ref=replace(d.ref, key=d.ref.key[len(prefix) :]))
-            out.append(d)
-        return out
-
-    return bound
+    """``decoder`` for one store (see core.events.bind_store)."""
+    return _bind_store(store, decoder)

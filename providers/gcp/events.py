@@ -11,14 +11,13 @@ Other storage events (deleted, archived, metadataUpdated) and other notification
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any
 
 from core.errors import MalformedEvent
+from core.events import Decoder
+from core.events import bind_store as _bind_store
 from core.ports import Delivery, ObjectRef
-
-Decoder = Callable[[Any], list[Delivery]]
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -63,20 +62,5 @@ def decode(event: Mapping[str, Any]) -> list[Delivery]:
 
 
 def bind_store(store: object, decoder: Decoder = decode) -> Decoder:
-    """``decoder`` for one store: a delivery naming another bucket is MalformedEvent (permanent);
-    keys are made relative to the store's prefix (keys outside it stay as they are; the pipeline ignores
-    them).
-    """
-    bucket, prefix = getattr(store, "bucket", None), getattr(store, "prefix", "")
-
-    def bound(record: Any) -> list[Delivery]:
-        out = []
-        for d in decoder(record):
-            if bucket is not None and d.ref.bucket != bucket:
-                raise MalformedEvent(f"delivery {d.id}: bucket {d.ref.bucket!r} is not this store's")
-            if prefix and d.ref.key.startswith(prefix):
-                d = replace(d, ref=replace(d.ref, key=d.ref.key[len(prefix) :]))
-            out.append(d)
-        return out
-
-    return bound
+    """``decoder`` for one store (see core.events.bind_store)."""
+    return _bind_store(store, decoder)
