@@ -84,7 +84,7 @@ def safe_name(filename: str | None, fallback: str) -> str:
     name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     name = _UNSAFE.sub("_", name).strip("._-")
     if len(name) > MAX_NAME:
-        stem, dot, ext = name.rpartition(".")
+        _stem, dot, ext = name.rpartition(".")
         ext = ext[:16] if dot and len(ext) <= 16 else ""
         name = name[: MAX_NAME - len(ext) - 1].rstrip("._-") + ("." + ext if ext else "")
     return name or fallback

@@ -12,8 +12,10 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("mailpipe_log", default=None)
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}

@@ -6,12 +6,14 @@ Precedence: an explicit argument (CLI flag, constructor keyword) beats the envir
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.model import Limits
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 ENV_PREFIX = "MAILPIPE_"
 

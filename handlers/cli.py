@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def _parse_cmd(args: argparse.Namespace) -> int:
@@ -22,7 +26,7 @@ def _parse_cmd(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     for path in args.files:
         try:
-            raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+            raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
         except OSError as exc:
             print(f"mailpipe parse: cannot read {path}: {exc.strerror}", file=sys.stderr)
             status = 1
