@@ -17,19 +17,18 @@ if TYPE_CHECKING:
     from core.model import Envelope
     from core.ports import ObjectStore
 
+Item = tuple[str, bytes, str]
 
-def accept(store: ObjectStore, raw: bytes, envelope: Envelope) -> str:
-    """Store ``raw`` exactly as received plus its envelope; return the message id.
 
-    Raises a TransientError (the SMTP edge answers 451) when the store fails; any other store exception is
-    wrapped as BackendUnavailable, so a caller never mistakes an unknown failure for success.
-    """
-    mid = message_id(raw, envelope)
-    items = [
+def _items(mid: str, raw: bytes, envelope: Envelope) -> list[Item]:
+    return [
         (envelope_key(mid), dumps(envelope.to_dict()), "application/json"),
         (raw_key(mid), raw, "message/rfc822"),
     ]
-    put_many = getattr(store, "put_many", None)  # optional: one durable commit for both objects
+
+
+def _store(store: ObjectStore, items: list[Item]) -> None:
+    put_many = getattr(store, "put_many", None)  # optional: one durable commit for many objects
     try:
         if put_many is not None:
             put_many(items, if_absent=True)
@@ -40,4 +39,37 @@ def accept(store: ObjectStore, raw: bytes, envelope: Envelope) -> str:
         raise
     except Exception as exc:
         raise BackendUnavailable(f"store failed: {type(exc).__name__}") from exc
+
+
+def accept(store: ObjectStore, raw: bytes, envelope: Envelope) -> str:
+    """Store ``raw`` exactly as received plus its envelope; return the message id.
+
+    Raises a TransientError (the SMTP edge answers 451) when the store fails; any other store exception is
+    wrapped as BackendUnavailable, so a caller never mistakes an unknown failure for success.
+    """
+    mid = message_id(raw, envelope)
+    _store(store, _items(mid, raw, envelope))
     return mid
+
+
+def accept_many(store: ObjectStore, messages: list[tuple[bytes, Envelope]]) -> list[str | TransientError]:
+    """``accept`` for several messages at once (group commit): one ``put_many`` when the store has it.
+
+    Returns, per message, its id or the TransientError to answer 451 with. A failed batch is retried message
+    by message, so one message's failure (say, too big for the disk that is left) stays its own.
+    """
+    ids = [message_id(raw, env) for raw, env in messages]
+    if len(messages) > 1 and hasattr(store, "put_many"):
+        try:
+            _store(store, [i for mid, (raw, env) in zip(ids, messages, strict=True) for i in _items(mid, raw, env)])
+            return list(ids)
+        except TransientError:
+            pass
+    results: list[str | TransientError] = []
+    for mid, (raw, env) in zip(ids, messages, strict=True):
+        try:
+            _store(store, _items(mid, raw, env))
+            results.append(mid)
+        except TransientError as exc:
+            results.append(exc)
+    return results

@@ -8,6 +8,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -17,11 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import BackendUnavailable
+from core.ingest import accept_many
 from core.keys import envelope_key, message_id, raw_key
 from core.model import Envelope
 from core.settings import Settings
 from core.smtpdata import DataDecoder, DataError, _has_long_line
-from providers.local.store import MemoryStore
+from providers.local.store import FolderStore, MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -206,14 +208,10 @@ def _raw_session(port: int, payload: bytes) -> list[bytes]:
 
 
 HEAD = b"EHLO x\r\nMAIL FROM:<a@sender.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
-SMUGGLED = (
-    b"MAIL FROM:<evil@sender.org>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n"
-)
+SMUGGLED = b"MAIL FROM:<evil@sender.org>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n"
 
 
-@pytest.mark.parametrize(
-    "fake_end", [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\n.\r", b"\r\n.\r"]
-)
+@pytest.mark.parametrize("fake_end", [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\n.\r", b"\r\n.\r"])
 def test_smuggling_is_never_two_messages(edge: Callable[..., Edge], fake_end: bytes) -> None:
     e = edge()
     payload = HEAD + b"Subject: one\r\n\r\nbody" + fake_end + SMUGGLED + b".\r\nQUIT\r\n"
@@ -277,10 +275,7 @@ def test_retry_is_stored_once_null_sender_8bit_and_smtputf8(edge: Callable[..., 
         assert c.sendmail("<>", ["b@example.com"], MSG) == {}
         assert c.sendmail("<>", ["b@example.com"], MSG) == {}  # same bytes, same envelope: one object
         assert (
-            c.sendmail(
-                "jörg@sender.org", ["zoë@exämple.com"], body, mail_options=["SMTPUTF8", "BODY=8BITMIME"]
-            )
-            == {}
+            c.sendmail("jörg@sender.org", ["zoë@exämple.com"], body, mail_options=["SMTPUTF8", "BODY=8BITMIME"]) == {}
         )
     keys = e.raw_keys()
     assert len(keys) == 2
@@ -299,9 +294,7 @@ lines = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").repl
 @given(lines=lines, chunk=st.integers(1, 70))
 def test_decoder_round_trips_any_lines_in_any_chunking(lines: list[bytes], chunk: int) -> None:
     message = b"".join(line + b"\r\n" for line in lines)
-    wire = (
-        b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\nNEXT"
-    )
+    wire = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\nNEXT"
     decoder = DataDecoder(max_bytes=10**6, max_line=1000)
     for i in range(0, len(wire), chunk):
         leftover = decoder.feed(wire[i : i + chunk])
@@ -351,3 +344,45 @@ def test_idle_and_session_timeouts_answer_421_and_close(edge: Callable[..., Edge
         for _ in range(40):  # busy, never idle, yet the whole session is bounded
             c.noop()
             time.sleep(0.05)
+
+
+def test_concurrent_sessions_share_group_commits(edge: Callable[..., Edge], tmp_path: Path) -> None:
+    e = edge(store=FolderStore(tmp_path / "store"), domains=())
+    results: dict[bytes, str] = {}
+
+    def client(n: int) -> None:
+        with e.client() as c:
+            for k in range(10):
+                body = b"Subject: %d/%d\r\n\r\n" % (n, k) + b"x" * (n * 100) + b"\r\n"
+                code, reply = c.ehlo("x") and c.mail("a@sender.org") and c.rcpt(f"r{n}@example.com") and c.data(body)
+                assert code == 250
+                results[body] = _queued_id(reply)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 160 and len(set(results.values())) == 160
+    for body, mid in results.items():
+        assert e.store.get(raw_key(mid)) == body
+        assert json.loads(e.store.get(envelope_key(mid)))["rcpt_to"][0].startswith("r")
+
+
+class PoisonStore(MemoryStore):
+    """put_many fails for a batch holding a poisoned message, and so does put for that message alone."""
+
+    def put_many(self, items: list[tuple[str, bytes, str]], *, if_absent: bool = False) -> list[bool]:
+        if any(b"POISON" in data for _, data, _ in items):
+            raise BackendUnavailable("disk full")
+        return [self.put(k, d, content_type=c, if_absent=if_absent) for k, d, c in items]
+
+
+def test_a_failing_message_does_not_fail_its_batch() -> None:
+    store = PoisonStore(f"poison-{uuid.uuid4().hex}")
+    env = Envelope(mail_from="a@sender.org", rcpt_to=("b@example.com",))
+    messages = [(b"Subject: ok1\r\n\r\n", env), (b"Subject: POISON\r\n\r\n", env), (b"Subject: ok2\r\n\r\n", env)]
+    results = accept_many(store, messages)
+    assert isinstance(results[1], BackendUnavailable)
+    assert [store.get(raw_key(r)) for r in (results[0], results[2])] == [messages[0][0], messages[2][0]]
+    assert not store.exists(raw_key(message_id(*messages[1])))

@@ -98,7 +98,7 @@ class DurableWriter:
 
     def _fsync_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(4, "mailpipe-fsync")
+            self._pool = ThreadPoolExecutor(32, "mailpipe-fsync")
         return self._pool
 
     def link(self, tmp: Path, path: Path, if_absent: bool) -> bool:

@@ -46,8 +46,8 @@ async def start_edge(
     """Serve on ``sock``, else listen on ``settings.listen`` (port 0: a free port, see ``server.sockets``)."""
     loop = asyncio.get_running_loop()
     host, _, port = settings.listen.rpartition(":")
-    # a few writers in flight are enough for the journal to batch their fsyncs; more only fight for the GIL
-    handler = EdgeHandler(store, settings, executor or ThreadPoolExecutor(8, "mailpipe-store"))
+    # one writer thread: the group committer sends it whole batches (their fsyncs run in parallel below)
+    handler = EdgeHandler(store, settings, executor or ThreadPoolExecutor(1, "mailpipe-store"))
     gate, tls = ConnectionGate(settings.max_connections), _tls(settings)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs full addresses at INFO
     if not settings.domains:

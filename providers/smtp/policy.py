@@ -1,20 +1,19 @@
 """aiosmtpd hooks of the edge: recipient policy (domains, recipient limit) and the durable accept.
 
-250 only after ``core.ingest.accept`` returned (raw + envelope durably stored); any store failure is 451.
+250 only after the group commit (core.ingest.accept_many) stored raw + envelope durably; else 451.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from core.errors import TransientError
-from core.ingest import accept
 from core.log import log_context
 from core.model import Envelope
+from providers.smtp.commit import GroupCommitter
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -29,7 +28,8 @@ class EdgeHandler:
     """aiosmtpd hooks: recipient policy and the durable accept (store I/O runs in ``executor``)."""
 
     def __init__(self, store: ObjectStore, settings: Settings, executor: Executor) -> None:
-        self.store, self.settings, self.executor = store, settings, executor
+        self.store, self.settings = store, settings
+        self.committer = GroupCommitter(store, executor)
         self.domains = {form for d in settings.domains for form in domain_forms(d)}
 
     def __dir__(self) -> list[str]:  # aiosmtpd looks its hooks up with dir() for every session
@@ -41,9 +41,7 @@ class EdgeHandler:
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
             return "452 4.5.3 Too many recipients"
         domain = address.rpartition("@")[2].lower().strip("[]")
@@ -64,9 +62,8 @@ class EdgeHandler:
             received_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
         raw: bytes = envelope.original_content
-        loop = asyncio.get_running_loop()
         try:
-            mid = await loop.run_in_executor(self.executor, accept, self.store, raw, env)
+            mid = await self.committer.accept(raw, env)
         except Exception as exc:  # never 250 unless stored; every failure is temporary for the sender
             reason = exc.reason if isinstance(exc, TransientError) else "unexpected"
             log.warning("store failed, answered 451", extra={"reason": reason, "error": type(exc).__name__})
