@@ -386,3 +386,16 @@ def test_a_failing_message_does_not_fail_its_batch() -> None:
     assert isinstance(results[1], BackendUnavailable)
     assert [store.get(raw_key(r)) for r in (results[0], results[2])] == [messages[0][0], messages[2][0]]
     assert not store.exists(raw_key(message_id(*messages[1])))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n"]), max_size=30))
+def test_bare_cr_lf_is_refused_exactly_when_a_cr_or_lf_is_not_part_of_crlf(parts: list[bytes]) -> None:
+    data = b"".join(parts) + b"\r\n"
+    decoder = DataDecoder(max_bytes=10**6, max_line=10**6)
+    leftover = decoder.feed(data + b".\r\n")
+    crlf = data.count(b"\r\n")
+    bare = data.count(b"\r") != crlf or data.count(b"\n") != crlf
+    if leftover is None:  # a "\r\n.\r\n" inside the data ended it earlier: nothing more to check here
+        return
+    assert (decoder.error is DataError.BARE_NEWLINE) == bare
