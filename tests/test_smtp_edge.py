@@ -396,6 +396,6 @@ def test_bare_cr_lf_is_refused_exactly_when_a_cr_or_lf_is_not_part_of_crlf(parts
     leftover = decoder.feed(data + b".\r\n")
     crlf = data.count(b"\r\n")
     bare = data.count(b"\r") != crlf or data.count(b"\n") != crlf
-    if leftover is None:  # a "\r\n.\r\n" inside the data ended it earlier: nothing more to check here
+    if leftover != b"":  # an end marker inside the data ended it earlier: nothing more to check here
         return
     assert (decoder.error is DataError.BARE_NEWLINE) == bare
