@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
 log = logging.getLogger("mailpipe.worker")
-NICE = 10
+NICE = 19  # lowest priority: accepting mail always comes first, the backlog is durable on disk
 PR_SET_PDEATHSIG = 1
 
 
