@@ -20,7 +20,7 @@ from core.pipeline import Pipeline
 from providers import QUEUES, open_publisher, open_store
 from providers.local.process import WorkerProcess, spawn
 from providers.local.store import FolderStore
-from providers.local.worker import pending, run_local
+from providers.local.worker import Pacer, pending, run_local
 from providers.smtp.edge import bind, start_edge
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def parse_worker(settings: Settings, keys: Iterator[str]) -> None:
     """The parse child: process every key it is sent (the parent lists the backlog into the same queue)."""
     configure(settings.log_level)
     store = open_store(settings.store_url, settings)
-    worker = run_local(store, _pipeline(settings, store).process_key, scan=False)
+    worker = run_local(store, _pipeline(settings, store).process_key, scan=False, pacer=Pacer())
     for key in keys:
         worker.submit(key)
     worker.stop(drain=False)

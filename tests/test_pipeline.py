@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import uuid
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from core.rules import load_config
 from core.settings import Settings
 from providers import open_publisher
 from providers.local.memory import MemoryQueue, MemoryStore
-from providers.local.worker import LocalWorker
+from providers.local.worker import LocalWorker, Pacer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -166,9 +167,7 @@ def test_unreadable_envelope_is_quarantined_and_missing_one_is_tolerated(
     assert json.loads(store.get(parsed_key(mid)))["envelope"] is None
 
 
-@pytest.mark.parametrize(
-    "raw", [b"", b"\x00\xff" * 1000, b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x"]
-)
+@pytest.mark.parametrize("raw", [b"", b"\x00\xff" * 1000, b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x"])
 def test_garbage_never_crashes(store: MemoryStore, queue: MemoryQueue, raw: bytes) -> None:
     mid = accept(store, raw, ENV)
     assert _pipeline(store, queue).process_key(raw_key(mid)) is Outcome.DONE
@@ -322,3 +321,21 @@ def test_routing_rules_tag_publish_and_quarantine(store: MemoryStore, queue: Mem
     assert pipeline.process_key(raw_key(spam)) is Outcome.QUARANTINED
     assert spam not in queue.messages  # no default notification for a quarantined message
     assert json.loads(store.get(parsed_key(spam)))["routing"]
+
+
+def test_pacer_defers_parsing_while_mail_arrives_but_not_forever() -> None:
+    done: list[float] = []
+    pacer = Pacer(quiet=0.2, max_defer=1.0)
+    worker = LocalWorker(lambda key: done.append(time.monotonic()) or Outcome.DONE, pacer=pacer).start()
+    try:
+        start = time.monotonic()
+        worker.submit("raw/x.eml")
+        assert worker.wait_idle(5) and 0.2 <= done[0] - start < 1.0  # waited for a quiet spell
+        start = time.monotonic()
+        while time.monotonic() - start < 3.0:  # a sender that never pauses
+            worker.submit("raw/y.eml")
+            time.sleep(0.05)
+        assert worker.wait_idle(5)
+        assert done[1] - start < 2.5  # parsed once max_defer passed, not only after the sender stopped
+    finally:
+        worker.stop()
