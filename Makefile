@@ -61,11 +61,12 @@ test: install-test
 
 ## make bench: the benchmarks in bench/, with the peers they compare against
 ## (BENCH_ARGS=--quick for a run of a few minutes; results also in bench/out/*.json)
-bench: $(STAMPS)/py-bench $(STAMPS)/apt-bench $(STAMPS)/npm-bench
+bench: $(STAMPS)/py-bench $(STAMPS)/apt-bench $(STAMPS)/npm-bench $(STAMPS)/npm-test
 	$(BIN)/python -m bench.parse $(BENCH_ARGS)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
 	$(BIN)/python -m bench.enrich $(BENCH_ARGS)
 	$(BIN)/python -m bench.rules
+	$(BIN)/python -m bench.coldstart $(BENCH_ARGS)
 
 ## make deploy STAGE=<stage>: deploy one customer stage on its cloud (stages.yml, docs/stages.md)
 deploy: $(STAMPS)/py-test $(STAMPS)/npm-test
