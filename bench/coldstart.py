@@ -56,6 +56,8 @@ HANDLERS: dict[str, tuple[str, str, str, str, str]] = {
     "azure_queue_function, managed identity": ("azure", "azure", "function_app", AZ_READY, "identity"),
     "azure_function": ("azure", "azure-eventgrid", "function_app", AZ_READY, "connection string"),
 }  # fmt: skip
+CORE_HANDLER = {"aws": "handlers/aws_lambda.py", "gcp": "handlers/gcp_function.py",
+                "azure": "handlers/azure_queue_function.py"}  # fmt: skip
 PYC_ROWS = ("aws_lambda", "gcp_function", "azure_queue_function", "azure_function")
 PEERS: dict[str, tuple[str | None, str]] = {
     "python -c pass": (None, ""),
@@ -270,19 +272,23 @@ def breakdown(code: str, env: dict[str, str], cwd: Path, bundle: Path) -> dict[s
     return out
 
 
-def zipped_size(files: list[tuple[str, Path]]) -> int:
+def zip_bytes(files: list[tuple[str, Path]]) -> bytes:
+    """A deflated zip of (name in the archive, file) pairs, as a deployment upload would be."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for arc, path in sorted(files):
             zf.writestr(zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0)), path.read_bytes(), zipfile.ZIP_DEFLATED)
-    return len(buf.getvalue())
+    return buf.getvalue()
+
+
+def zipped_size(files: list[tuple[str, Path]]) -> int:
+    return len(zip_bytes(files))
 
 
 def core_bundle_files(cloud: str, root: Path = REPO_DIR) -> list[tuple[str, Path]]:
-    """core/ + providers/__init__.py + providers/<cloud>/ + handlers/__init__.py + the cloud's handler(s)."""
-    handlers = [f"handlers/{h}.py" for h, spec in HANDLERS.items() if spec[0] == cloud]
+    """core/ + providers/__init__.py + providers/<cloud>/ + handlers/__init__.py + the cloud's default handler."""
     out = []
-    for rel in ["core", "providers/__init__.py", f"providers/{cloud}", "handlers/__init__.py", *handlers]:
+    for rel in ["core", "providers/__init__.py", f"providers/{cloud}", "handlers/__init__.py", CORE_HANDLER[cloud]]:
         src = root / rel
         paths = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
         out += [(str(p.relative_to(root)), p) for p in paths if "__pycache__" not in p.parts and p.suffix != ".pyc"]
