@@ -181,3 +181,14 @@ def edge() -> Iterator[Callable[..., Edge]]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Publish the conformance agreement per suite (collected by tests/test_conformance.py) in the test output."""
+    module = sys.modules.get("test_conformance") or sys.modules.get("tests.test_conformance")
+    key = getattr(module, "AGREEMENT_TABLE", None)
+    lines = config.stash.get(key, None) if key is not None else None
+    if lines:
+        terminalreporter.section("conformance")
+        for line in lines:
+            terminalreporter.write_line(line)
