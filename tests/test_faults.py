@@ -13,6 +13,7 @@ import signal
 import smtplib
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -197,3 +198,43 @@ def test_parse_worker_killed_is_restarted_and_catches_up(serve_process: Callable
     mids = [_send(proc.port, _body(n, 500))[1].rsplit(" ", 1)[-1] for n in range(5)]
     wait_for(lambda: all((proc.queue_dir / f"{m}.json").exists() for m in mids), 30, "parsing after restart")
     assert any("parse worker died" in line for line in proc.log_lines())
+
+
+_CRASHING_WORKER = """
+import os, sys, time
+from providers.local.store import FolderStore
+from providers.local.worker import pending, run_local
+
+store = FolderStore(sys.argv[1])
+def process(key):
+    if key.endswith(sys.argv[2] + ".eml"):
+        os._exit(9)  # a parse that kills the worker process (native crash, OOM kill)
+    from core.pipeline import Outcome
+    return Outcome.DONE
+worker = run_local(store, process)
+worker.wait_idle(10)
+"""
+
+
+def test_a_message_that_keeps_killing_the_worker_is_quarantined(tmp_path: Path) -> None:
+    from core.keys import quarantine_key
+    from providers.local.worker import MAX_CRASHES, pending
+
+    store = FolderStore(tmp_path / "s")
+    bad, good = "b" * 32, "c" * 32
+    for mid in (bad, good):
+        store.put(raw_key(mid), b"Subject: x\r\n\r\nx\r\n", content_type="message/rfc822")
+    exits = []
+    for _ in range(MAX_CRASHES):
+        run = subprocess.run(
+            [sys.executable, "-c", _CRASHING_WORKER, str(tmp_path / "s"), bad],
+            cwd=Path(__file__).resolve().parents[1], capture_output=True, timeout=60, check=False,
+        )
+        exits.append(run.returncode)
+    assert exits == [9] * MAX_CRASHES  # each start crashed on the same message
+    left = list(pending(store))  # the next start-up scan
+    assert raw_key(bad) not in left
+    assert raw_key(good) in left  # the rest of the backlog is still there
+    record = json.loads(store.get(quarantine_key(bad)))
+    assert record["reason"] == "worker_crash"
+    assert store.exists(raw_key(bad))  # quarantined, never deleted

@@ -125,7 +125,8 @@ def test_symlinked_object_pointing_outside_is_not_read(tmp_path: Path) -> None:
 
 def test_done_log_decides_what_a_restart_reprocesses(tmp_path: Path) -> None:
     from core.keys import parsed_key, raw_key
-    from providers.local.worker import DoneLog, pending
+    from providers.local.journal import DoneLog
+    from providers.local.worker import pending
 
     store = FolderStore(tmp_path / "s")
     a, b = "a" * 32, "b" * 32

@@ -52,5 +52,7 @@ class SparePool:
                         break  # full or read-only: the write path creates its files itself (and reports)
                     with self._lock:
                         spares.append(path)
-            self._wake.wait()
+            # a directory the write path has not created yet: look again soon instead of waiting for a take
+            missing = any(not d.is_dir() for d in self._spares)
+            self._wake.wait(0.2 if missing else None)
             self._wake.clear()

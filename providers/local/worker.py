@@ -9,15 +9,15 @@ process lives, and a crash (kill -9) is recovered by the backlog scan on the nex
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from core.keys import id_from_raw_key
+from core.keys import id_from_raw_key, quarantine_key
+from core.model import dumps
 from core.pipeline import Outcome, pending_raw_keys
-from providers.local.store import FolderStore
+from providers.local.journal import AttemptLog, DoneLog
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from core.ports import ObjectStore
 
 log = logging.getLogger("mailpipe.worker")
-DONE_LOG = "local/done.log"
+MAX_CRASHES = 3  # a message that killed the parse worker this often is quarantined (a queue's maxReceiveCount)
 _STOP = ""
 
 
@@ -69,8 +69,10 @@ class LocalWorker:
         max_delay: float = 60.0,
         finished: Callable[[str], None] | None = None,
         pacer: Pacer | None = None,
+        attempts: AttemptLog | None = None,
     ) -> None:
         self._process, self._max_delay, self._finished, self._pacer = process, max_delay, finished, pacer
+        self._attempts = attempts
         self._queue: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._run, name=f"mailpipe-worker-{n}", daemon=True) for n in range(threads)
@@ -112,7 +114,11 @@ class LocalWorker:
             if self._pacer is not None:
                 self._pacer.wait()
             try:
+                if self._attempts is not None:
+                    self._attempts.record(key, "b")  # unmatched after a crash: counted at the next start
                 outcome = self._process(key)
+                if self._attempts is not None:
+                    self._attempts.record(key, "e")
                 if self._finished and outcome in (Outcome.DONE, Outcome.QUARANTINED):
                     self._finished(key)
             except Exception:  # Pipeline.process_key never raises; a marker write may: retry the key
@@ -138,45 +144,28 @@ class LocalWorker:
             self._lock.notify_all()
 
 
-class DoneLog:
-    """Ids of finished messages, one line each in ``<store>/local/done.log`` (a folder store only).
-
-    Appends are single O_APPEND writes (atomic between processes) without fsync: a line lost in a crash only
-    means one idempotent re-run. One file instead of a marker object per message saves an inode allocation.
-    """
-
-    def __init__(self, store: ObjectStore) -> None:
-        self._path = store.root / DONE_LOG if isinstance(store, FolderStore) else None
-        self._fd: int | None = None
-
-    def add(self, key: str) -> None:
-        if self._path is None:
-            return  # memory:// has no restart to recover from
-        if self._fd is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(self._fd, f"{id_from_raw_key(key)}\n".encode())
-
-    def ids(self) -> set[str] | None:
-        """The finished ids; None without a log (then parsed/ objects count as finished)."""
-        if self._path is None:
-            return None
-        try:
-            return set(self._path.read_text().split())
-        except FileNotFoundError:
-            return set()
-
-
 def pending(store: ObjectStore) -> Iterator[str]:
-    """Raw messages the local runner has not finished (crash recovery at start-up)."""
-    return pending_raw_keys(store, DoneLog(store).ids())
+    """Raw messages the local runner has not finished (crash recovery at start-up).
+
+    A message on which the worker died ``MAX_CRASHES`` times is quarantined (reason ``worker_crash``) instead
+    of being retried for ever: the local counterpart of a cloud queue's dead-letter redrive.
+    """
+    crashes = AttemptLog(store).crashes()
+    for key in pending_raw_keys(store, DoneLog(store).ids()):
+        mid = str(id_from_raw_key(key))
+        if crashes[mid] >= MAX_CRASHES:
+            record = {"id": mid, "raw_key": key, "reason": "worker_crash", "detail": f"{crashes[mid]} crashes"}
+            store.put(quarantine_key(mid), dumps(record), content_type="application/json", if_absent=True)
+            log.error("quarantined", extra={"reason": "worker_crash", "id": mid})
+            continue
+        yield key
 
 
 def run_local(
     store: ObjectStore, process: Callable[[str], Outcome], *, scan: bool = True, pacer: Pacer | None = None
 ) -> LocalWorker:
     """Wire ``process`` to the store's created event and (``scan``) submit the backlog; return the worker."""
-    worker = LocalWorker(process, finished=DoneLog(store).add, pacer=pacer).start()
+    worker = LocalWorker(process, finished=DoneLog(store).add, pacer=pacer, attempts=AttemptLog(store)).start()
     store.add_listener(worker.submit)  # type: ignore[attr-defined]
     for key in pending(store) if scan else ():
         worker.submit(key)
