@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.model import Limits
+from core.tenants import merge, parse_entries
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,6 +24,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "MAILPIPE_QUEUE": ("queue_url", str),
     "MAILPIPE_LISTEN": ("listen", str),
     "MAILPIPE_DOMAINS": ("domains", tuple),
+    "MAILPIPE_DOMAIN_STORES": ("domain_stores", tuple),
     "MAILPIPE_MAX_RECIPIENTS": ("max_recipients", int),
     "MAILPIPE_MAX_CONNECTIONS": ("max_connections", int),
     "MAILPIPE_MAX_LINE_LENGTH": ("max_line_length", int),
@@ -47,7 +49,8 @@ class Settings:
     store_url: str = "file://./var/mail"
     queue_url: str = "file://./var/queue"
     listen: str = "127.0.0.1:2525"
-    domains: tuple[str, ...] = ()  # empty: local mode, accept any recipient domain
+    domains: tuple[str, ...] = ()  # empty (and no domain_stores): local mode, accept any recipient domain
+    domain_stores: tuple[str, ...] = ()  # "DOMAIN=STORE-URL" entries, one store per customer (core.tenants)
     max_recipients: int = 100
     max_connections: int = 200
     max_line_length: int = 4096  # RFC 5321 says 1000; real mail is sloppier, so we allow more
@@ -75,6 +78,14 @@ class Settings:
         if ":" not in self.listen:
             raise ConfigError(f"listen must be HOST:PORT, got {self.listen!r}")
         object.__setattr__(self, "domains", tuple(d.lower().strip(".") for d in self.domains if d))
+        self.store_map()  # a malformed entry or a domain with two stores fails at start-up
+
+    def store_map(self) -> dict[str, str]:
+        """Recipient domain -> store URL: ``domains`` go to ``store_url``, plus ``domain_stores``.
+
+        Raises ConfigError for a malformed entry or a domain mapped to two different stores."""
+        pairs = [(d, self.store_url) for d in self.domains]
+        return merge([*pairs, *parse_entries(self.domain_stores, "MAILPIPE_DOMAIN_STORES")])
 
     @property
     def max_message_bytes(self) -> int:

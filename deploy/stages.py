@@ -122,3 +122,16 @@ def _stage(name: str, spec: Any) -> Stage:
         enrichers=tuple(spec.get("enrichers") or ()), limits=dict(limits), extra=dict(extra),
         edge=dict(spec.get("edge") or {}),
     )  # fmt: skip
+
+
+def domain_store_entries(path: Path) -> list[str]:
+    """``DOMAIN=STORE-URL`` for every domain of every stage of ``path`` (the edge's ``--stages``).
+
+    Raises ConfigError (the edge exits 2) for an invalid file; a domain in two stages is caught by the edge."""
+    from core.errors import ConfigError
+
+    try:
+        stages = load(path)
+    except StageError as exc:
+        raise ConfigError(str(exc)) from exc
+    return [f"{domain}={stage.store_url}" for stage in stages.values() for domain in stage.domains]

@@ -1,5 +1,6 @@
-"""The ``mailpipe`` command line: ``parse`` one or more messages, ``serve`` the local pipeline,
-``webhook-verify`` a signed webhook, ``webhook-replay`` dead-lettered ones (docs/rules.md).
+"""The ``mailpipe`` command line: ``parse`` one or more messages, ``serve`` the local pipeline, ``edge`` the
+SMTP edge alone (a store per recipient domain), ``webhook-verify`` a signed webhook, ``webhook-replay``
+dead-lettered ones (docs/rules.md).
 
 Exit codes: 0 success; 1 an input could not be read (webhook-verify: invalid signature); 2 bad usage or
 configuration.
@@ -113,6 +114,61 @@ def _serve_cmd(args: argparse.Namespace) -> int:
     return serve(settings)
 
 
+def _edge_cmd(args: argparse.Namespace) -> int:
+    if args.check:
+        from providers.smtp.probe import check
+
+        return check(args.check)
+    from dataclasses import replace
+
+    from core.settings import Settings
+    from handlers.smtp_edge import run
+
+    settings = Settings.from_env(
+        listen=args.listen, store_url=args.store, domains=tuple(filter(None, (args.domains or "").split(","))) or None,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, max_message_bytes=args.max_message_bytes,
+    )  # fmt: skip
+    from core.tenants import parse_entries
+
+    entries = [f"{d}={u}" for d, u in parse_entries(args.domain_store or [], "--domain-store")]
+    if args.stages:
+        entries += _stage_entries(Path(args.stages))
+    # sources add up; a domain given two different stores is a ConfigError, never a silent override
+    return run(replace(settings, domain_stores=(*settings.domain_stores, *entries)))
+
+
+def _stage_entries(path: Path) -> list[str]:
+    """Every stage's domains -> its store URL (deploy/stages.py, PyYAML: a repo checkout). Raises ConfigError."""
+    from core.errors import ConfigError
+
+    try:
+        from deploy.stages import domain_store_entries
+
+        return domain_store_entries(path)
+    except ImportError as exc:  # the installed edge has neither: the deploy tool gives the map as env
+        raise ConfigError(
+            f"--stages needs the repo's deploy/ and PyYAML ({exc}); pass MAILPIPE_DOMAIN_STORES instead "
+            "(`deploy/mailpipe-deploy <stage> --edge` prints it)"
+        ) from exc
+
+
+def _edge_parser(sub: argparse._SubParsersAction) -> None:
+    ep = sub.add_parser("edge", help="run the SMTP edge alone (the cloud shape: the bucket event parses)")
+    ep.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:2525; MAILPIPE_LISTEN)")
+    ep.add_argument("--store", help="store of the --domains domains (default file://./var/mail)")
+    ep.add_argument("--domains", help="comma-separated recipient domains stored in --store")
+    ep.add_argument(
+        "--domain-store", action="append", metavar="DOMAIN=URL",
+        help="store mail for DOMAIN (or *.DOMAIN) in URL; repeatable (MAILPIPE_DOMAIN_STORES)",
+    )  # fmt: skip
+    ep.add_argument("--stages", metavar="FILE", help="every stage's domains -> its store (stages.yml; PyYAML)")
+    ep.add_argument("--tls-cert", help="PEM certificate for STARTTLS (MAILPIPE_TLS_CERT)")
+    ep.add_argument("--tls-key", help="PEM private key for STARTTLS (MAILPIPE_TLS_KEY)")
+    ep.add_argument("--max-message-bytes", type=int, help="SIZE limit (default 50 MiB)")
+    ep.add_argument("--check", metavar="HOST:PORT", help="health probe: EHLO + NOOP; exit 0 healthy, 1 not")
+    ep.set_defaults(func=_edge_cmd)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mailpipe", description="Inbound mail pipeline")
     sub = p.add_subparsers(dest="command", required=True)
@@ -155,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--enrich", metavar="NAME,...", help="enrichers to run after parsing (docs/enrichers.md)")
     sp.add_argument("--edge-processes", type=int, help="SMTP processes sharing the port (default: 1 per CPU)")
     sp.set_defaults(func=_serve_cmd)
+    _edge_parser(sub)
     return p
 
 

@@ -1,7 +1,6 @@
-"""``python -m handlers.smtp_edge``: the SMTP edge alone (the cloud shape: the bucket event triggers parsing).
-
-Replies: 250 stored; 421 busy/timeout; 451 store failed (retry); 452 too many recipients; 550 domain not
-served (never relays); 552 too big; 554 bare CR/LF (smuggling) or line too long. See providers/smtp/edge.py.
+"""``python -m handlers.smtp_edge``: the SMTP edge alone (cloud shape); options: ``mailpipe edge --help``.
+Replies: 250 stored in every customer's store; 421 busy/timeout; 451 a store failed (retry); 452 too many
+recipients; 550 domain not served (never relays); 552 too big; 554 bare CR/LF, long line. Exit 2: bad config.
 """
 
 from __future__ import annotations
@@ -10,23 +9,22 @@ import asyncio
 import sys
 
 from core.log import configure
-from core.settings import Settings
-from providers import open_store
-from providers.smtp.edge import start_edge
+from core.settings import Settings  # noqa: TC001 - the entry point's one input
+from core.tenants import StoreRoutes
+from handlers.cli import main
+from providers import check_store_url, open_store
+from providers.smtp.edge import serve_until_signal
 
 
-async def _serve(settings: Settings) -> None:
-    server = await start_edge(settings, open_store(settings.store_url, settings))
-    async with server:
-        await server.serve_forever()
-
-
-def main() -> int:
-    settings = Settings.from_env()
+def run(settings: Settings) -> int:
+    """Validate every store URL (ConfigError), then serve until SIGTERM; each store opens on first use."""
     configure(settings.log_level)
-    asyncio.run(_serve(settings))
+    routes = StoreRoutes(settings.store_map(), settings.store_url, lambda url: open_store(url, settings))
+    for url in routes.urls:
+        check_store_url(url)
+    asyncio.run(serve_until_signal(settings, routes))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["edge", *sys.argv[1:]]))

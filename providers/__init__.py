@@ -50,6 +50,12 @@ def _load(table: dict[str, tuple[str, str]], url: str, kind: str) -> Any:
         raise ConfigError(f"{kind} {scheme}:// needs an extra: {hint} ({exc})") from exc
 
 
+def check_store_url(url: str) -> None:
+    """Check at start-up that ``url`` could be opened: known scheme, extra installed (imports the adapter
+    module, opens nothing). Raises ConfigError."""
+    _load(STORES, url, "store")
+
+
 def open_store(url: str, settings: Settings | None = None) -> ObjectStore:
     """Build the store for ``url``. Raises ConfigError for an unknown scheme or a missing extra."""
     return _load(STORES, url, "store").from_url(url, settings)  # type: ignore[no-any-return]

@@ -14,8 +14,10 @@ from core.errors import BackendUnavailable
 from core.ingest import accept_many
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Executor
 
+    from core.errors import TransientError
     from core.model import Envelope
     from core.ports import ObjectStore
 
@@ -23,9 +25,13 @@ MAX_BATCH = 64
 
 
 class GroupCommitter:
-    """Event-loop side of the group commit; ``accept`` returns the id or raises a TransientError."""
+    """Event-loop side of the group commit; ``accept`` returns the id or raises a TransientError.
 
-    def __init__(self, store: ObjectStore, executor: Executor) -> None:
+    ``store()`` gives the store; it is called in the executor thread, so a store opened lazily on first use
+    (core.tenants.StoreRoutes) never blocks the event loop, and failing to open it is a 451, not a crash.
+    """
+
+    def __init__(self, store: Callable[[], ObjectStore], executor: Executor) -> None:
         self._store, self._executor = store, executor
         self._pending: list[tuple[bytes, Envelope, asyncio.Future[str]]] = []
         self._busy = False
@@ -42,8 +48,11 @@ class GroupCommitter:
         self._busy = bool(batch)
         if batch:
             messages = [(raw, env) for raw, env, _ in batch]
-            job = asyncio.get_running_loop().run_in_executor(self._executor, accept_many, self._store, messages)
+            job = asyncio.get_running_loop().run_in_executor(self._executor, self._accept_many, messages)
             job.add_done_callback(lambda done: self._finish(batch, done))
+
+    def _accept_many(self, messages: list[tuple[bytes, Envelope]]) -> list[str | TransientError]:
+        return accept_many(self._store(), messages)
 
     def _finish(self, batch: list[tuple[bytes, Envelope, asyncio.Future[str]]], done: asyncio.Future) -> None:
         try:

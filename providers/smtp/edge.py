@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import ssl
-from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from core.errors import ConfigError
+from core.tenants import StoreRoutes
 from providers.smtp.policy import EdgeHandler
 from providers.smtp.session import ConnectionGate, EdgeSMTP
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from core.ports import ObjectStore
     from core.settings import Settings
 
@@ -37,20 +41,35 @@ def _tls(settings: Settings) -> ssl.SSLContext | None:
     return ctx
 
 
+def routes_of(settings: Settings, store: ObjectStore | StoreRoutes) -> StoreRoutes:
+    """``store`` as routes: a single store serves ``settings.domains`` (any domain in local mode).
+
+    Raises ConfigError when ``settings.domain_stores`` names other stores: build StoreRoutes with an opener."""
+    if isinstance(store, StoreRoutes):
+        return store
+    routes = StoreRoutes(settings.store_map(), settings.store_url, lambda url: store)
+    if set(routes.urls) - {settings.store_url}:
+        raise ConfigError("a store per domain needs the edge alone: `mailpipe edge` (serve runs one store)")
+    return routes
+
+
 async def start_edge(
     settings: Settings,
-    store: ObjectStore,
+    store: ObjectStore | StoreRoutes,
     executor: Executor | None = None,
     sock: socket.socket | None = None,
 ) -> asyncio.Server:
-    """Serve on ``sock``, else listen on ``settings.listen`` (port 0: a free port, see ``server.sockets``)."""
+    """Serve on ``sock``, else listen on ``settings.listen`` (port 0: a free port, see ``server.sockets``).
+
+    ``store``: one store, or StoreRoutes (a store per recipient domain, opened on first use)."""
     loop = asyncio.get_running_loop()
     host, _, port = settings.listen.rpartition(":")
-    # one writer thread: the group committer sends it whole batches (their fsyncs run in parallel below)
-    handler = EdgeHandler(store, settings, executor or ThreadPoolExecutor(1, "mailpipe-store"))
+    # one writer thread per store: the group committer sends it whole batches (their fsyncs run in parallel)
+    routes = routes_of(settings, store)
+    handler = EdgeHandler(routes, settings, executor)
     gate, tls = ConnectionGate(settings.max_connections), _tls(settings)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs full addresses at INFO
-    if not settings.domains:
+    if not routes.exact and not routes.wild:
         log.warning("local mode: no --domains given, accepting mail for any recipient domain")
 
     def factory() -> EdgeSMTP:
@@ -71,6 +90,17 @@ async def start_edge(
     if sock is not None:
         return await loop.create_server(factory, sock=sock)
     return await loop.create_server(factory, host.strip("[]") or None, int(port), backlog=512)
+
+
+async def serve_until_signal(settings: Settings, store: ObjectStore | StoreRoutes) -> None:
+    """``start_edge``, then run until SIGINT/SIGTERM (``docker stop``); sessions mid-DATA get no 250."""
+    stop, loop = asyncio.Event(), asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = await start_edge(settings, store)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
 
 
 def bind(listen: str) -> socket.socket:

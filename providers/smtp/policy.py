@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.errors import TransientError
@@ -18,19 +21,25 @@ from providers.smtp.commit import GroupCommitter
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from core.ports import ObjectStore
     from core.settings import Settings
+    from core.tenants import StoreRoutes
 
 log = logging.getLogger("mailpipe.edge")
 
 
 class EdgeHandler:
-    """aiosmtpd hooks: recipient policy and the durable accept (store I/O runs in ``executor``)."""
+    """aiosmtpd hooks: recipient policy and the durable accept (store I/O runs in ``executor``, else in one
+    writer thread per store URL, so a slow store never holds up another customer's)."""
 
-    def __init__(self, store: ObjectStore, settings: Settings, executor: Executor) -> None:
-        self.store, self.settings = store, settings
-        self.committer = GroupCommitter(store, executor)
-        self.domains = {form for d in settings.domains for form in domain_forms(d)}
+    def __init__(self, routes: StoreRoutes, settings: Settings, executor: Executor | None = None) -> None:
+        self.routes, self.settings, self._executor = routes, settings, executor
+        self._committers: dict[str, GroupCommitter] = {}
+
+    def committer(self, url: str) -> GroupCommitter:
+        if url not in self._committers:
+            executor = self._executor or ThreadPoolExecutor(1, f"mailpipe-store-{len(self._committers)}")
+            self._committers[url] = GroupCommitter(functools.partial(self.routes.store, url), executor)
+        return self._committers[url]
 
     def __dir__(self) -> list[str]:  # aiosmtpd looks its hooks up with dir() for every session
         return ["handle_DATA", "handle_EHLO", "handle_RCPT"]
@@ -45,7 +54,7 @@ class EdgeHandler:
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
             return "452 4.5.3 Too many recipients"
         domain = address.rpartition("@")[2].lower().strip("[]")
-        if self.settings.domains and not (domain_forms(domain) & self.domains):
+        if self.routes.url_for(domain) is None:
             log.info("recipient refused", extra={"reason": "unknown_domain", "domain": domain})
             return "550 5.7.1 Recipient domain not served here; relaying denied"
         envelope.rcpt_tos.append(address)
@@ -63,26 +72,35 @@ class EdgeHandler:
         )
         raw: bytes = envelope.original_content
         try:
-            mid = await self.committer.accept(raw, env)
-        except Exception as exc:  # never 250 unless stored; every failure is temporary for the sender
+            ids = await self._accept(raw, env)
+        except Exception as exc:  # never 250 unless every copy is stored; a retry rewrites the same ids
             reason = exc.reason if isinstance(exc, TransientError) else "unexpected"
             log.warning("store failed, answered 451", extra={"reason": reason, "error": type(exc).__name__})
             return "451 4.3.0 Temporary storage failure, try again later"
-        with log_context(id=mid):
+        with log_context(id=ids[0]):
             log.info(
                 "accepted",
                 extra={
                     "size": len(raw),
+                    "copies": len(ids),
                     "rcpt_domains": sorted({r.rpartition("@")[2].lower() for r in env.rcpt_to}),
                 },
             )
-        return f"250 2.0.0 Ok: queued as {mid}"
+        return f"250 2.0.0 Ok: queued as {','.join(ids)}"
 
+    async def _accept(self, raw: bytes, env: Envelope) -> list[str]:
+        """Store one copy per customer store, each envelope listing only that store's recipients; the ids.
 
-def domain_forms(domain: str) -> set[str]:
-    """A domain as written plus its IDNA (xn--) or Unicode twin, so either spelling matches."""
-    forms = {domain}
-    with contextlib.suppress(UnicodeError):
-        forms.add(domain.encode("idna").decode("ascii"))
-        forms.add(domain.encode("ascii").decode("idna"))
-    return forms
+        Raises the first failure once every copy has finished (copies that did land stay: they are
+        content-addressed, so the sender's retry finds them and stores nothing twice)."""
+        copies = self.routes.split(env.rcpt_to)
+        if not copies:
+            raise TransientError("no store for any recipient")  # RCPT refused them all; cannot happen
+        results = await asyncio.gather(
+            *(self.committer(url).accept(raw, replace(env, rcpt_to=rcpts)) for url, rcpts in copies.items()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [str(mid) for mid in results]
