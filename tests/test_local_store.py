@@ -149,7 +149,7 @@ def test_spares_take_file_creation_off_the_write_path(tmp_path: Path) -> None:
         return sorted(p.name for p in raw.iterdir() if p.name.startswith(SPARE_PREFIX))
 
     store.put("raw/0.eml", b"first", content_type="message/rfc822")  # creates raw/, wakes the filler
-    wait_for(lambda: len(spares()) == 4, 10, "spares")
+    wait_for(lambda: len(spares()) >= 2, 10, "spares")  # refilled whenever fewer than half are left
     used = spares()
     for n in range(1, 4):
         store.put(f"raw/{n}.eml", b"m%d" % n, content_type="message/rfc822")
@@ -158,6 +158,7 @@ def test_spares_take_file_creation_off_the_write_path(tmp_path: Path) -> None:
     assert set(used) - set(spares())  # the writes consumed spares
     dead = raw / f"{SPARE_PREFIX}999999999.1"
     dead.write_bytes(b"")
+    wait_for(lambda: len(spares()) >= 3, 10, "refilled spares")  # 2+ live ones and the dead one
     live = [s for s in spares() if s != dead.name]
     assert store.remove_stale_temp() == 1 and not dead.exists()  # a dead process's spare is swept
     assert live and all((raw / s).exists() for s in live)  # this process's spares are kept
