@@ -1,4 +1,4 @@
-"""``mailpipe-deploy STAGE [--dry-run | --env]``: deploy one customer stage on its cloud.
+"""``mailpipe-deploy STAGE [--dry-run | --env | --edge]``: deploy one customer stage on its cloud.
 
 Exit codes: 0 deployed (or printed); 1 a deploy command failed; 2 bad usage, unknown stage, bad stages.yml.
 """
@@ -29,11 +29,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--env", action="store_true", help="print the stage's MAILPIPE_* settings (edge --env-file)"
     )
+    p.add_argument(
+        "--edge", action="store_true", help="print the SMTP edge's run command and cloud service (docs/edge.md)"
+    )
     args = p.parse_args(argv)
     try:
         stage = get(args.stage)
         if args.env:
             print("\n".join(f"{k}={v}" for k, v in stage.settings_env().items()))
+            return 0
+        if args.edge:
+            from deploy.edge import render
+
+            print(render(stage), end="")
             return 0
         deployer = importlib.import_module(DEPLOYERS[stage.cloud])
     except StageError as exc:

@@ -115,13 +115,14 @@ def _serve_cmd(args: argparse.Namespace) -> int:
 
 
 def _edge_cmd(args: argparse.Namespace) -> int:
-    if args.check:
-        from providers.smtp.probe import check
+    from core.settings import Settings
 
-        return check(args.check)
+    if args.check is not None:
+        from providers.smtp.probe import check, local_target
+
+        return check(args.check or local_target(Settings.from_env().listen))
     from dataclasses import replace
 
-    from core.settings import Settings
     from handlers.smtp_edge import run
 
     settings = Settings.from_env(
@@ -165,7 +166,10 @@ def _edge_parser(sub: argparse._SubParsersAction) -> None:
     ep.add_argument("--tls-cert", help="PEM certificate for STARTTLS (MAILPIPE_TLS_CERT)")
     ep.add_argument("--tls-key", help="PEM private key for STARTTLS (MAILPIPE_TLS_KEY)")
     ep.add_argument("--max-message-bytes", type=int, help="SIZE limit (default 50 MiB)")
-    ep.add_argument("--check", metavar="HOST:PORT", help="health probe: EHLO + NOOP; exit 0 healthy, 1 not")
+    ep.add_argument(
+        "--check", nargs="?", const="", metavar="HOST:PORT",
+        help="health probe (default: the --listen port on loopback): EHLO + NOOP; exit 0 healthy, 1 not",
+    )  # fmt: skip
     ep.set_defaults(func=_edge_cmd)
 
 

@@ -12,6 +12,12 @@ import sys
 PROBE_HELO = "healthcheck.mailpipe.invalid"
 
 
+def local_target(listen: str) -> str:
+    """The address to probe a server listening on ``listen`` from the same host (wildcard -> loopback)."""
+    host, _, port = listen.rpartition(":")
+    return f"{'127.0.0.1' if host.strip('[]') in ('', '0.0.0.0', '::') else host}:{port}"
+
+
 def check(target: str, timeout: float = 5.0) -> int:
     """Probe the SMTP server at ``HOST:PORT``; print one line; return the exit code."""
     host, _, port = target.rpartition(":")
