@@ -8,6 +8,7 @@ and the dead-letter queue is the backstop (STYLE.md rule 8: anything involving I
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -56,13 +57,21 @@ def check_key(key: str) -> str:
     return key
 
 
+_SESSION: Any = None
+_SESSION_LOCK = threading.Lock()
+
+
 def make_client(service: str, region: str | None = None) -> Any:
     """A botocore client with bounded retries/timeouts (a Lambda must fail fast and let SQS redeliver)."""
     import boto3  # on first use only: an adapter built with an injected client never pays for it
     from botocore.config import Config
 
+    global _SESSION
     cfg = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
-    return boto3.session.Session().client(service, region_name=region, config=cfg)
+    with _SESSION_LOCK:  # creating clients from one Session is not thread-safe
+        if _SESSION is None:
+            _SESSION = boto3.session.Session()  # shared: a second Session re-reads every model (~35 ms cold)
+        return _SESSION.client(service, region_name=region, config=cfg)
 
 
 SQS_MAX_BYTES = 1024 * 1024  # body + attributes (raised from 256 KiB in 2025; moto enforces the same)
