@@ -40,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.edge:
             from deploy.edge import render
+            from deploy.stages import load
 
-            print(render(stage), end="")
+            print(render(stage, load().values()), end="")
             return 0
         deployer = importlib.import_module(DEPLOYERS[stage.cloud])
     except StageError as exc:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from deploy.stages import StageError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from deploy.stages import Stage
 
 PORT = 25
@@ -151,9 +153,15 @@ def _azure(stage: Stage) -> list[str]:
     ]
 
 
-def render(stage: Stage) -> str:
+def shared_map(stages: Iterable[Stage]) -> str:
+    """MAILPIPE_DOMAIN_STORES for one edge serving every stage (each stage's domains -> its store)."""
+    return ",".join(f"{d}={s.store_url}" for s in stages for d in s.domains)
+
+
+def render(stage: Stage, every: Iterable[Stage] = ()) -> str:
     """What ``--edge`` prints: a shell script, the single-host run command and the cloud's managed service."""
     cloud = {"aws": _aws, "gcp": _gcp, "azure": _azure}[stage.cloud](stage)
+    shared = [f"# one edge for every stage instead: MAILPIPE_DOMAIN_STORES={shared_map(every)}"] if every else []
     return "\n".join([
         "#!/usr/bin/env bash",
         f"# mailpipe edge for stage {stage.name} ({stage.cloud}); docs/edge.md",
@@ -161,6 +169,7 @@ def render(stage: Stage) -> str:
         f"{stage.cloud} -t {options(stage)['image']} .",
         "# one host (docker or podman):",
         "# " + shlex.join(run_command(stage)),
+        *shared,
         f"# managed ({stage.cloud}):",
         "set -euo pipefail",
         *cloud,

@@ -149,7 +149,7 @@ def _stage_entries(path: Path) -> list[str]:
     except ImportError as exc:  # the installed edge has neither: the deploy tool gives the map as env
         raise ConfigError(
             f"--stages needs the repo's deploy/ and PyYAML ({exc}); pass MAILPIPE_DOMAIN_STORES instead "
-            "(`deploy/mailpipe-deploy <stage> --edge` prints it)"
+            "(`deploy/mailpipe-deploy <stage> --edge` prints it for every stage)"
         ) from exc
 
 

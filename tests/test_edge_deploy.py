@@ -219,3 +219,16 @@ def test_generated_env_edge_on_a_local_folder_variant(tmp_path: Path, edge_proce
     env = {**edge_deploy.edge_env(get("dev")), "MAILPIPE_STORE": f"file://{tmp_path / 'mail'}"}
     mid = _send_and_refuse(edge_process(env))
     assert (tmp_path / "mail" / "raw" / f"{mid}.eml").read_bytes() == MSG
+
+
+def test_edge_output_gives_the_shared_map_the_edge_reads_without_pyyaml() -> None:
+    from core.settings import Settings
+    from deploy.stages import domain_store_entries
+
+    out = _deploy("dev", "--edge").stdout
+    line = next(ln for ln in out.splitlines() if "MAILPIPE_DOMAIN_STORES=" in ln)
+    value = line.split("MAILPIPE_DOMAIN_STORES=", 1)[1]
+    assert value.split(",") == domain_store_entries(ROOT / "stages.yml")  # the same as --stages stages.yml
+    mapping = Settings.from_env({"MAILPIPE_DOMAIN_STORES": value}).store_map()
+    assert mapping["support.acme.example"] == "s3://acme-inbound-mail"
+    assert mapping["mx.initech.example"] == "azblob://initechmailpipe/inbound"
