@@ -21,7 +21,7 @@ from providers import QUEUES, open_publisher, open_store
 from providers.local.process import WorkerProcess, spawn
 from providers.local.store import FolderStore
 from providers.local.worker import Pacer, pending, run_local
-from providers.smtp.edge import bind, start_edge
+from providers.smtp.edge import bind, routes_of, start_edge
 
 if TYPE_CHECKING:
     import socket
@@ -35,6 +35,7 @@ def serve(settings: Settings) -> int:
     configure(settings.log_level)
     store = open_store(settings.store_url, settings)
     _pipeline(settings, store)  # a bad rules file or enricher fails here, before binding the port
+    routes_of(settings, store)  # so does a store per domain (that is `mailpipe edge`)
     sock = bind(settings.listen)
     count = _edge_count(settings) if isinstance(store, FolderStore) else 1
     settings = replace(settings, max_connections=-(-settings.max_connections // count))  # split the limit

@@ -293,3 +293,13 @@ def test_stages_file_routes_each_stage_to_its_bucket(aws_env: str, tmp_path: Pat
     (acme_env,) = _copies(open_store("s3://acme-mail")).values()
     (globex_env,) = _copies(open_store("s3://globex-mail")).values()
     assert (acme_env.rcpt_to, globex_env.rcpt_to) == (tuple(ACME), tuple(GLOBEX))
+
+
+def test_serve_refuses_a_store_per_domain_before_binding(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "handlers.cli", "serve", "--listen", f"127.0.0.1:{_free_port()}",
+         "--store", f"file://{tmp_path / 'mail'}", "--queue", f"file://{tmp_path / 'queue'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "MAILPIPE_DOMAIN_STORES": f"acme.example=file://{tmp_path / 'acme'}"},
+    )  # fmt: skip
+    assert proc.returncode == 2 and "mailpipe edge" in proc.stderr, proc.stderr

@@ -1,11 +1,12 @@
 """The SMTP edge on aiosmtpd: the listener (``start_edge``, ``bind``); policy.py has the hooks.
 
 Replies (RFC 5321 / RFC 3463):
-  250 2.0.0  queued as <id>: raw bytes and envelope are durably in the store
+  250 2.0.0  queued as <id>[,<id>...]: raw bytes and envelope are durably in every recipient's store (one copy
+             per customer store, each envelope listing only that store's recipients; core.tenants)
   421 4.7.0  too many connections (also sent when the idle/session timeout closes the session)
-  451 4.3.0  the store failed: nothing half-written is kept, the sender retries
+  451 4.3.0  a store failed: nothing half-written is kept, the sender retries (same ids: stored once)
   452 4.5.3  too many recipients for one message
-  550 5.7.1  recipient domain not served here (the edge never relays)
+  550 5.7.1  recipient domain not served here: in no domain map entry (the edge never relays)
   552 5.3.4  message exceeds the SIZE limit (MAIL FROM SIZE= or the DATA itself)
   554 5.5.2  bare CR/LF in the data (SMTP smuggling) or a line over the limit
 """

@@ -1,6 +1,7 @@
-"""aiosmtpd hooks of the edge: recipient policy (domains, recipient limit) and the durable accept.
+"""aiosmtpd hooks of the edge: recipient policy (domain -> store map, recipient limit) and the durable accept.
 
-250 only after the group commit (core.ingest.accept_many) stored raw + envelope durably; else 451.
+250 only after the group commit (core.ingest.accept_many) stored raw + envelope durably in every recipient's
+store; else 451.
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ class EdgeHandler:
         Raises the first failure once every copy has finished (copies that did land stay: they are
         content-addressed, so the sender's retry finds them and stores nothing twice)."""
         copies = self.routes.split(env.rcpt_to)
+        if len(copies) == 1:  # the common case: one customer, no gather
+            ((url, rcpts),) = copies.items()
+            return [await self.committer(url).accept(raw, replace(env, rcpt_to=rcpts))]
         if not copies:
             raise TransientError("no store for any recipient")  # RCPT refused them all; cannot happen
         results = await asyncio.gather(
