@@ -58,7 +58,8 @@ def load_enricher(name: str) -> Enricher:
         if not found:
             raise ConfigError(f"unknown enricher {name!r}; known: {', '.join(sorted(available()))}")
         obj = found[0].load()
-    return obj() if isinstance(obj, type) or not hasattr(obj, "run") else obj
+    enricher: Enricher = obj() if isinstance(obj, type) or not hasattr(obj, "run") else obj
+    return enricher
 
 
 def _check_engines(name: str, obj: Any, hint: str) -> None:

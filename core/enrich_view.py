@@ -8,21 +8,23 @@ from the raw bytes with the stdlib ``email`` package, so a scanner never trusts 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
-    from email.message import Message
 
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One attachment (or nested-message attachment). ``path`` is the MIME path ("1.2")."""
+    """One attachment (or nested-message attachment). ``path`` is the MIME path ("1.2"); ``key`` its storage
+    key (None in the raw-bytes fallback view)."""
 
     path: str
     filename: str | None
     content_type: str
     data: bytes
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,9 @@ def _document_parts(document: Mapping[str, Any], payloads: Mapping[str, bytes]) 
     for att in document.get("attachments") or ():
         data = payloads.get(att.get("key") or "")
         if data is not None:
-            yield Part(att.get("part") or "", att.get("filename"), att.get("content_type") or "", data)
+            yield Part(
+                att.get("part") or "", att.get("filename"), att.get("content_type") or "", data, att.get("key")
+            )
     for nested in document.get("messages") or ():
         yield from _document_parts(nested, payloads)
 
@@ -99,8 +103,9 @@ def _walk(msg: Message, path: str) -> Iterator[tuple[str, Message]]:
 
 def _payload(part: Message) -> bytes:
     if part.is_multipart():  # compat32 parses message/delivery-status into header blocks: rejoin them
-        return b"\n".join(block.as_bytes() for block in part.get_payload() or ())
-    return part.get_payload(decode=True) or b""
+        return b"\n".join(b.as_bytes() for b in part.get_payload() or () if isinstance(b, Message))
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
 
 
 def _safe(getter: Any) -> Any:

@@ -123,7 +123,7 @@ def http_send(url: str, body: bytes, headers: dict[str, str], timeout: float) ->
 
 def backoff_delay(target: WebhookTarget, retry: int, rand: Callable[[], float]) -> float:
     """Delay before retry ``retry`` (1-based): exponential, capped, equal jitter (half fixed, half random)."""
-    base = min(target.backoff_max, target.backoff * 2 ** (retry - 1))
+    base = float(min(target.backoff_max, target.backoff * 2 ** (retry - 1)))
     return base / 2 + rand() * base / 2
 
 

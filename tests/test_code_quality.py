@@ -15,3 +15,12 @@ def test_ruff_clean() -> None:
     assert ruff is not None, "ruff is in the dev extra: `make test` installs it"
     proc = subprocess.run([ruff, "check", "--output-format", "concise", "."], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_core_is_mypy_strict_clean() -> None:
+    """core/ is the provider-neutral contract: strict typing there (STYLE rule 13)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "core"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
