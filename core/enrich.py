@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.enrich_derived import Derivations, Derived, DerivedLimits, Stage
 from core.enrich_registry import (
     BUILTIN,
     ENTRY_POINT_GROUP,
@@ -29,7 +30,7 @@ from core.enrich_registry import (
     load_enricher,
     parse_names,
 )
-from core.enrich_view import MessageView, build_view
+from core.enrich_view import MessageView, Part, build_view
 from core.errors import TransientError
 
 if TYPE_CHECKING:
@@ -39,9 +40,12 @@ __all__ = [
     "BUILTIN",
     "ENTRY_POINT_GROUP",
     "Context",
+    "Derived",
+    "DerivedLimits",
     "Enricher",
     "Skip",
     "available",
+    "enrich_message",
     "load_config",
     "load_enricher",
     "parse_names",
@@ -70,10 +74,32 @@ class Enricher(Protocol):
 
 @dataclass(slots=True)
 class Context:
-    """Per-run context: the enricher's own config section and the results of the steps before it."""
+    """Per-run context: the enricher's own config section, the results of the steps before it, and where the
+    files it derives go (core/enrich_derived.py)."""
 
     config: Mapping[str, Any]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stage: Stage | None = None
+
+    def derive(
+        self, parent: Part | None, filename: str | None, content_type: str, data: bytes
+    ) -> dict[str, Any] | None:
+        """Hand back a file found in ``parent`` (None: the text body) to be stored as a derived attachment.
+        Returns the entry for the result (``key``, ``filename``, ``content_type``, ``size``, ``sha256``,
+        ``derived_from``), or None when the message's derived-file budget is spent (``truncated`` is then set)."""
+        if self.stage is None:
+            self.stage = Derivations(None, DerivedLimits()).stage("")
+        return self.stage.add(parent, filename, content_type, data)
+
+    @property
+    def truncated(self) -> bool:
+        """True when a ``derive`` call was refused by the per-message caps."""
+        return self.stage is not None and self.stage.truncated
+
+    @property
+    def derived(self) -> tuple[Derived, ...]:
+        """The files the steps before this one derived (a scanner may read them)."""
+        return tuple(self.stage.owner.files) if self.stage is not None else ()
 
 
 def run_enrichers(
@@ -87,15 +113,31 @@ def run_enrichers(
 
     ``config`` maps an enricher name to its own settings (``{"malware": {"clamd": "unix:/run/clamd.sock"}}``).
     Raises ConfigError for an unknown name and TransientError when an engine is down (retry the message).
+    Derived files are listed in the results but their bytes are dropped: use ``enrich_message`` to keep them.
     """
+    return enrich_message(document, payloads, raw, names, config)[0]
+
+
+def enrich_message(
+    document: Mapping[str, Any],
+    payloads: Mapping[str, bytes],
+    raw: bytes,
+    names: Sequence[str],
+    config: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, dict[str, Any]], list[Derived]]:
+    """``run_enrichers`` plus the derived files to store (keys under ``att/<document id>/``), within the caps
+    of ``config["derived"]`` (DerivedLimits). Raises ConfigError, TransientError."""
     config = config or {}
+    derivations = Derivations(document.get("id"), DerivedLimits.from_config(config))
     enrichers = [load_enricher(n) for n in names]
     view = build_view(document, payloads, raw)
     results: dict[str, dict[str, Any]] = {}
     for enricher in enrichers:
-        ctx = Context(config.get(enricher.name) or {}, results)
+        ctx = Context(config.get(enricher.name) or {}, results, derivations.stage(enricher.name))
         results[enricher.name] = run_one(enricher, view, ctx)
-    return results
+        if results[enricher.name]["status"] == "ok" and ctx.stage is not None:
+            derivations.commit(ctx.stage)  # a timed-out or failed step leaves no file behind
+    return results, derivations.files
 
 
 def run_one(enricher: Enricher, view: MessageView, ctx: Context) -> dict[str, Any]:

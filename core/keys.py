@@ -5,6 +5,8 @@ Layout of a store:
   raw/<id>.envelope.json       the SMTP envelope, written before the .eml
   parsed/<id>.json             the canonical parsed JSON
   att/<id>/<n>-<safe-name>     decoded attachment bytes
+  att/<id>/<p>.<k>-<safe-name> files an enricher derived (winmail.dat, uuencode): the k-th from attachment <p>,
+                               or from the text body when <p> is ``body`` (core/enrich_derived.py)
   quarantine/<id>.json         permanent failures, with the reason
 """
 
@@ -27,6 +29,7 @@ RAW_SUFFIX = ".eml"
 ENVELOPE_SUFFIX = ".envelope.json"
 
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_ATT_INDEX_RE = re.compile(r"^att/[0-9a-f]{32}/([0-9]+)-")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME = 100
 
@@ -93,3 +96,18 @@ def safe_name(filename: str | None, fallback: str) -> str:
 def attachment_key(mid: str, index: int, filename: str | None) -> str:
     """Key of the ``index``-th attachment (0-based, document order incl. nested messages) of message ``mid``."""
     return f"{ATTACHMENT_PREFIX}{mid}/{index}-{safe_name(filename, f'part-{index}.bin')}"
+
+
+def attachment_index(key: str | None) -> int | None:
+    """The index ``n`` of an ``att/<id>/<n>-<name>`` key, or None for any other key (derived ones included)."""
+    match = _ATT_INDEX_RE.match(key or "")
+    return int(match.group(1)) if match else None
+
+
+def derived_key(mid: str, parent: int | None, n: int, filename: str | None) -> str:
+    """Key of the ``n``-th (1-based) file derived from attachment ``parent`` (None: from the text body).
+
+    Deterministic: the same message, enrichers and config give the same keys; reprocessing rewrites nothing.
+    """
+    label = "body" if parent is None else str(parent)
+    return f"{ATTACHMENT_PREFIX}{mid}/{label}.{n}-{safe_name(filename, f'file-{n}.bin')}"

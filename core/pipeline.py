@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator
 
     from core.dispatch import Router
+    from core.enrich_derived import Derived
     from core.ports import Delivery, ObjectStore, Publisher
     from core.settings import Settings
 
@@ -61,14 +62,15 @@ class Pipeline:
         """``settings.enrichers`` run after parsing (docs/enrichers.md); ``router`` applies routing rules
         (docs/rules.md). Raises ConfigError now, at cold start, for an unknown enricher or a bad config."""
         self.store, self.publisher, self.settings, self.router = store, publisher, settings, router
-        self._enrich: Callable[..., dict[str, Any]] | None = None
+        self._enrich: Callable[..., tuple[dict[str, Any], list[Derived]]] | None = None
         if settings.enrichers:
-            from core.enrich import load_config, load_enricher, run_enrichers
+            from core.enrich import DerivedLimits, enrich_message, load_config, load_enricher
 
             for name in settings.enrichers:
                 load_enricher(name)
             config = load_config(settings.enrich_config_file)
-            self._enrich = functools.partial(run_enrichers, names=list(settings.enrichers), config=config)
+            DerivedLimits.from_config(config)
+            self._enrich = functools.partial(enrich_message, names=list(settings.enrichers), config=config)
 
     def process_key(self, key: str) -> Outcome:
         """Process ``raw/<id>.eml``; any other key is IGNORED. Never raises."""
@@ -120,15 +122,19 @@ class Pipeline:
             self.store.put(akey, result.payloads[akey], content_type=content_type, if_absent=True)
         doc = message.to_dict()
         doc["raw_key"] = key
+        derived: list[str] = []
         if self._enrich is not None:  # an engine outage raises TransientError: RETRY
-            doc["enrichments"] = self._enrich(doc, result.payloads, raw)
+            doc["enrichments"], files = self._enrich(doc, result.payloads, raw)
+            for file in files:  # stored before the JSON that lists them, as the attachments are
+                self.store.put(file.key, file.data, content_type=file.content_type, if_absent=True)
+                derived.append(file.key)
         plan = self.router.plan(doc) if self.router is not None else None  # adds routing, tags
         self.store.put(parsed_key(mid), dumps(doc), content_type="application/json")
         if plan is not None:
             self.router.act(plan, doc, result.payloads)  # type: ignore[union-attr]
             if plan.disposition != "deliver":  # quarantined or dropped by a rule: no default notification
                 return plan.disposition, len(result.payloads)
-        self.publisher.publish(dumps(notification(doc, sorted(result.payloads))), key=mid)
+        self.publisher.publish(dumps(notification(doc, sorted(result.payloads), sorted(derived))), key=mid)
         return "deliver", len(result.payloads)
 
     def _envelope(self, mid: str) -> Envelope | None:
@@ -154,8 +160,13 @@ class Pipeline:
         return Outcome.QUARANTINED
 
 
-def notification(doc: dict[str, Any], attachment_keys: list[str]) -> dict[str, Any]:
-    """The compact queue message for a parsed document (deterministic: same document, same notification)."""
+def notification(
+    doc: dict[str, Any], attachment_keys: list[str], derived_keys: list[str] | None = None
+) -> dict[str, Any]:
+    """The compact queue message for a parsed document (deterministic: same document, same notification).
+
+    ``derived_attachment_keys`` (present only when an enricher derived files: winmail.dat contents, uuencoded
+    blocks) lists their keys apart from ``attachment_keys``, which match the document's ``attachments``."""
     note = {
         "schema": NOTIFICATION_SCHEMA,
         "id": doc["id"],
@@ -166,6 +177,8 @@ def notification(doc: dict[str, Any], attachment_keys: list[str]) -> dict[str, A
         "parsed_key": parsed_key(doc["id"]),
         "attachment_keys": attachment_keys,
     }
+    if derived_keys:
+        note["derived_attachment_keys"] = derived_keys
     if "tags" in doc:  # set by routing rules
         note["tags"] = doc["tags"]
     return note

@@ -5,20 +5,22 @@
 - ``bounce``: delivery status notifications and feedback reports, in enrichers/reports.py.
 - ``reply``: ``stripped_text``, the reply without the quoted history and the signature.
 - ``crypto``: S/MIME and PGP signed/encrypted, detected and reported (never decrypted).
-- ``uuencode``: uuencoded files inside text bodies, decoded and listed (name, size, sha256).
+- ``uuencode``: uuencoded files inside text bodies, decoded into derived attachments (core/enrich_derived.py).
 """
 
 from __future__ import annotations
 
 import binascii
-import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
 from core.enrich import Context, Skip
+from core.enrich_derived import guess_type
 
 if TYPE_CHECKING:
-    from core.enrich_view import MessageView
+    from collections.abc import Iterator
+
+    from core.enrich_view import MessageView, Part
 
 _OOO = re.compile(
     r"^(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheitsnotiz|absence|"
@@ -136,26 +138,36 @@ class CryptoEnricher(_Base):
 _UU = re.compile(r"^begin [0-7]{3,4} (.+?)\s*\n(.*?)^end\s*$", re.M | re.S)
 
 
+def uu_files(view: MessageView, max_bytes: int) -> Iterator[tuple[Part | None, str, bytes]]:
+    """(parent, filename, bytes) for each ``begin <mode> <name>`` ... ``end`` block of the text body (parent
+    None) and of text/* parts; each source is read up to ``max_bytes``. Shared with the malware scanner."""
+    sources: list[tuple[Part | None, str]] = [(None, view.text or "")]
+    sources += [
+        (p, p.data[:max_bytes].decode("latin-1")) for p in view.parts if p.content_type.startswith("text/")
+    ]
+    for parent, src in sources:
+        if "begin " not in src:
+            continue
+        for m in _UU.finditer(src[:max_bytes].replace("\r\n", "\n")):
+            yield parent, m.group(1), _uudecode(m.group(2))
+
+
 class UuencodeEnricher(_Base):
     name = "uuencode"
+    version = "2"
     wants = frozenset({"text", "attachments"})
 
     def run(self, view: MessageView, ctx: Context) -> dict[str, Any]:
-        sources = [view.text or ""] + [
-            p.data.decode("latin-1")
-            for p in view.parts
-            if p.content_type.startswith("text/") and len(p.data) <= self.max_bytes
-        ]
-        files = []
-        for src in sources:
-            for m in _UU.finditer(src.replace("\r\n", "\n")[: self.max_bytes]):
-                data = _uudecode(m.group(2))
-                files.append(
-                    {"filename": m.group(1), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-                )
-        if not files:
+        files, found = [], 0
+        for parent, filename, data in uu_files(view, self.max_bytes):
+            found += 1
+            ctype = guess_type(filename)
+            entry = ctx.derive(parent, filename, ctype, data)
+            if entry is not None:
+                files.append(entry)
+        if not found:
             raise Skip("no uuencoded content")
-        return {"files": files}
+        return {"files": files, "truncated": ctx.truncated}
 
 
 def _uudecode(block: str) -> bytes:

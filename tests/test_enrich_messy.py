@@ -173,9 +173,14 @@ def test_uuencoded_file_in_body() -> None:
     lines = [binascii.b2a_uu(payload[i : i + 45]).decode() for i in range(0, len(payload), 45)]
     body = "See attached.\n\nbegin 644 tool.exe\n" + "".join(lines) + "`\nend\n"
     res = one(raw(message(body)), "uuencode")["result"]
-    assert res["files"] == [
-        {"filename": "tool.exe", "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
-    ]
+    (entry,) = res["files"]  # stored as a derived attachment by the pipeline: tests/test_enrich_derived.py
+    assert entry["key"].endswith("/body.1-tool.exe") and entry["derived_from"] is None
+    assert (entry["filename"], entry["size"], entry["sha256"]) == (
+        "tool.exe",
+        len(payload),
+        hashlib.sha256(payload).hexdigest(),
+    )
+    assert res["truncated"] is False
 
 
 def test_calendar_invitation() -> None:
@@ -216,7 +221,7 @@ def test_winmail_dat_unpacked() -> None:
     dat = tnef_file(b"Please find the report.", {"report.pdf": b"%PDF-1.4 fake", "notes.txt": b"n" * 100})
     res = one(raw(message("", attachments=(("winmail.dat", "application/ms-tnef", dat),))), "tnef")["result"]
     t = res["tnef"][0]
-    assert t["error"] is None and t["body"] == "Please find the report."
+    assert t["error"] is None and t["body_text"] == "Please find the report." and t["body_html"] is None
     assert [(a["filename"], a["size"], a["content_type"]) for a in t["attachments"]] == [
         ("report.pdf", 13, "application/pdf"),
         ("notes.txt", 100, "text/plain"),
