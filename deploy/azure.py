@@ -68,8 +68,21 @@ def host_json(stage: Stage) -> dict[str, Any]:
     }
 
 
-def app_settings(stage: Stage) -> dict[str, str]:
-    """The Function App's settings: identity-based connections, binding names and the MAILPIPE_* settings."""
+def secret_refs(stage: Stage, secrets: tuple[str, ...]) -> dict[str, str]:
+    """App settings resolving the rules' secrets from ``azure.key_vault`` (Key Vault references, never
+    values); the secret of env var ACME_X_SECRET is named ``acme-x-secret``. Raises StageError."""
+    if not secrets:
+        return {}
+    vault = stage.extra.get("key_vault")
+    if not vault:
+        raise StageError(f"stage {stage.name!r}: its rules read secrets {list(secrets)}: set azure.key_vault")
+    uri = f"https://{vault}.vault.azure.net/secrets"
+    return {n: f"@Microsoft.KeyVault(SecretUri={uri}/{n.lower().replace('_', '-')}/)" for n in secrets}
+
+
+def app_settings(stage: Stage, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The Function App's settings: identity-based connections, binding names, the MAILPIPE_* settings and
+    ``extra`` (the stage files' paths, Key Vault references)."""
     n = names(stage)
     blob, queue = (
         f"https://{n['account']}.blob.core.windows.net",
@@ -82,6 +95,7 @@ def app_settings(stage: Stage) -> dict[str, str]:
         "MAILPIPE_EVENTS_QUEUE": n["events"],
         "MAILPIPE_CONTAINER": stage.bucket,
         **stage.settings_env(),
+        **(extra or {}),
     }
 
 
@@ -124,7 +138,7 @@ def _storage(n: dict[str, str], stage: Stage, location: str) -> list[dict[str, A
     return res
 
 
-def _function_app(stage: Stage, n: dict[str, str], location: str) -> list[Any]:
+def _function_app(stage: Stage, n: dict[str, str], location: str, extra: dict[str, str]) -> list[Any]:
     """The Flex Consumption plan and the Function App (Python 3.11, system-assigned identity)."""
     if stage.memory not in (512, 2048, 4096):
         raise StageError(f"stage {stage.name!r}: Flex Consumption instance memory is 512, 2048 or 4096 MB")
@@ -138,7 +152,7 @@ def _function_app(stage: Stage, n: dict[str, str], location: str) -> list[Any]:
               "scaleAndConcurrency": {"maximumInstanceCount": int(stage.extra.get("max_instances", 40)),
                                       "instanceMemoryMB": stage.memory},
               "runtime": {"name": "python", "version": "3.11"}}  # fmt: skip
-    settings = [{"name": k, "value": v} for k, v in app_settings(stage).items()]
+    settings = [{"name": k, "value": v} for k, v in app_settings(stage, extra).items()]
     site = {"type": "Microsoft.Web/sites", "apiVersion": "2023-12-01", "name": n["app"], "location": location,
             "kind": "functionapp,linux", "identity": {"type": "SystemAssigned"},
             "dependsOn": [plan_id, f"[resourceId('Microsoft.Storage/storageAccounts', '{n['account']}')]"],
@@ -219,10 +233,11 @@ def _events(stage: Stage, n: dict[str, str], location: str) -> list[dict[str, An
     return [topic, subscription]
 
 
-def template(stage: Stage) -> dict[str, Any]:
-    """The ARM template of the stage (deploy with ``az deployment group create``)."""
+def template(stage: Stage, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ARM template of the stage (deploy with ``az deployment group create``); ``extra``: more app
+    settings."""
     n, location = names(stage), stage.region
-    resources = _storage(n, stage, location) + _function_app(stage, n, location) + _roles(n)
+    resources = _storage(n, stage, location) + _function_app(stage, n, location, extra or {}) + _roles(n)
     return {
         "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
         "contentVersion": "1.0.0.0",
@@ -244,7 +259,7 @@ def az(words: str, *args: str) -> list[str]:
     return ["az", *words.split(" "), *args]
 
 
-def shell_commands(stage: Stage) -> list[dict[str, Any]]:
+def shell_commands(stage: Stage, secrets: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Every command of deploy.sh, in order (paths relative to build/STAGE)."""
     n, group = names(stage), stage.extra["resource_group"]
     rg = ("--resource-group", group)
@@ -255,6 +270,13 @@ def shell_commands(stage: Stage) -> list[dict[str, Any]]:
         {"run": az("functionapp deployment source config-zip", *rg, "--name", n["app"], "--src", "azure.zip",
                    "--build-remote", "true")},
     ]  # fmt: skip
+    if secrets:  # the app's identity reads the Key Vault references (the vault may live in another group)
+        principal = (f"$(az functionapp identity show --resource-group {group} --name {n['app']} "
+                     "--query principalId --output tsv)")
+        vault = f"$(az keyvault show --name {stage.extra['key_vault']} --query id --output tsv)"
+        out.insert(2, {"run": az("role assignment create", "--assignee-object-id", principal,
+                                 "--assignee-principal-type", "ServicePrincipal",
+                                 "--role", "Key Vault Secrets User", "--scope", vault)})  # fmt: skip
     if stage.extra.get("trigger", "queue") == "eventgrid":  # the function must exist before it is subscribed
         f = event_filter(stage)
         function_id = (f"$(az functionapp function show --resource-group {group} --name {n['app']} "
@@ -273,10 +295,15 @@ def write(stage: Stage, base: Path, bundle: Path) -> list[dict[str, Any]]:
     trigger = stage.extra.get("trigger", "queue")
     if trigger not in APPS:
         raise StageError(f"stage {stage.name!r}: azure.trigger is one of {', '.join(APPS)}")
+    from deploy import stage_files
+
     shutil.copy2(ROOT / APPS[trigger], bundle / "function_app.py")
     (bundle / "host.json").write_text(json.dumps(host_json(stage), indent=2) + "\n")
-    (base / "azuredeploy.json").write_text(json.dumps(template(stage), indent=2) + "\n")
+    files, rules = stage_files.write(stage, bundle)  # stage/rules.json, stage/enrich.json in the bundle
+    secrets = rules.secrets if rules else ()
+    settings = {**files, **secret_refs(stage, secrets)}
+    (base / "azuredeploy.json").write_text(json.dumps(template(stage, settings), indent=2) + "\n")
     from deploy.build_bundle import zip_dir
 
     zip_dir(bundle, base / "azure.zip")
-    return shell_commands(stage)
+    return shell_commands(stage, secrets)

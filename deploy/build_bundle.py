@@ -9,7 +9,12 @@ Azure -> build/STAGE/azure/ (function_app.py, host.json, requirements.txt, core/
          handlers/), azure.zip, azuredeploy.json (ARM: storage, queues + poison queue, Flex Consumption app
          with a managed identity, Event Grid BlobCreated -> queue), deploy.sh + deploy.json.
 
-requirements.txt lists only the cloud's extra; the platform installs it. Nothing is contacted.
+AWS   -> build/STAGE/stage/ (rules.json, enrich.json) and build/STAGE/aws.json: the function's extra environment
+         (MAILPIPE_RULES, MAILPIPE_ENRICH_CONFIG, secret references), the queues it may send to and its layers,
+         which serverless.yml reads (``serverless package|deploy`` needs this step first).
+
+requirements.txt lists the cloud's extra plus the extras of the stage's enrichers; the platform installs them.
+The stage's rules file is validated here (file:line errors) and shipped as JSON. Nothing is contacted.
 """
 
 from __future__ import annotations
@@ -23,22 +28,36 @@ import sys
 import tomllib
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from deploy import stage_files
 from deploy.stages import ROOT, StageError, get
 
-COMMON = ["core", "providers/__init__.py", "handlers/__init__.py"]
+if TYPE_CHECKING:
+    from deploy.stages import Stage
+
+COMMON = ["core", "providers/__init__.py", "handlers/__init__.py", "enrichers"]
 SOURCES = {"gcp": ["providers/gcp", "handlers/gcp_function.py"], "azure": ["providers/azure"]}
 
 
-def requirements(extra: str) -> str:
-    """The pip requirements of one pyproject extra."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return "\n".join(project["optional-dependencies"][extra]) + "\n"
+def requirements(*extras: str) -> str:
+    """The pip requirements of pyproject extras (``mailpipe[x]`` self-references expanded), in order."""
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+    def expand(extra: str) -> list[str]:
+        out = []
+        for req in table[extra]:
+            if req.startswith("mailpipe["):
+                out += [r for sub in req[9:-1].split(",") for r in expand(sub.strip())]
+            else:
+                out.append(req)
+        return out
+
+    return "\n".join(dict.fromkeys(r for e in extras for r in expand(e))) + "\n"
 
 
 def copy_sources(dest: Path, paths: list[str]) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "data")  # enrichers/data: test signatures
     for rel in paths:
         src, out = ROOT / rel, dest / rel
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -51,13 +70,18 @@ def copy_sources(dest: Path, paths: list[str]) -> None:
 def build(stage_name: str, stages: Path | None = None, out: Path | None = None) -> Path:
     """Write the bundle and descriptors of ``stage_name`` under ``out/STAGE``; return that folder."""
     stage = get(stage_name, stages)
-    if stage.cloud not in SOURCES:
-        raise StageError(f"stage {stage_name!r}: cloud {stage.cloud!r} is deployed by serverless.yml")
     base = (out or ROOT / "build") / stage_name
-    bundle = base / stage.cloud
     shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    if stage.cloud == "aws":
+        from deploy.aws import write as write_aws
+
+        write_aws(stage, base)
+        return base
+    bundle = base / stage.cloud
     copy_sources(bundle, COMMON + SOURCES[stage.cloud])
-    (bundle / "requirements.txt").write_text(requirements(stage.cloud))
+    refuse_system_needs(stage)
+    (bundle / "requirements.txt").write_text(requirements(stage.cloud, *stage_files.extras(stage)))
     commands = importlib.import_module(f"deploy.{stage.cloud}").write(stage, base, bundle)
     doc = {"stage": stage_name, "cloud": stage.cloud, "commands": commands}
     (base / "deploy.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -71,6 +95,15 @@ def build(stage_name: str, stages: Path | None = None, out: Path | None = None) 
     (base / "deploy.sh").write_text("\n".join(script) + "\n")
     (base / "deploy.sh").chmod(0o755)
     return base
+
+
+def refuse_system_needs(stage: Stage) -> None:
+    """A function platform pip-installs requirements.txt and nothing else: an enricher needing programs
+    (OCR) cannot run there. Raises StageError naming the stage and the way out (docs/enrichers.md)."""
+    needs = [f"{n}: {stage_files.SYSTEM[n]}" for n in stage.enrichers if n in stage_files.SYSTEM]
+    if needs:
+        raise StageError(f"stage {stage.name!r}: a {stage.cloud} function cannot carry {'; '.join(needs)}; "
+                         "run that enricher in a container image (docs/enrichers.md, 'Heavy enrichers')")
 
 
 def shell_line(command: dict[str, Any]) -> str:
@@ -105,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     except StageError as exc:
         print(f"build_bundle: {exc}", file=sys.stderr)
         return 2
-    print(base / "deploy.sh")
+    print(base / ("aws.json" if (base / "aws.json").exists() else "deploy.sh"))
     return 0
 
 

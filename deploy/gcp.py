@@ -47,8 +47,14 @@ def names(stage_name: str) -> dict[str, str]:
     return {"function": f"mailpipe-{stage_name}-parse", "dead_letter": f"mailpipe-{stage_name}-dead-letter"}
 
 
-def deploy_args(stage: Stage, source: str, env_file: str) -> list[str]:
-    """``gcloud functions deploy`` for the parse function, from the stage."""
+def secret_id(stage: Stage, name: str) -> str:
+    """The Secret Manager secret holding env var ``name`` of a stage: ``mailpipe-<stage>-<name>``."""
+    return f"mailpipe-{stage.name}-{name.lower().replace('_', '-')}"
+
+
+def deploy_args(stage: Stage, source: str, env_file: str, secrets: tuple[str, ...] = ()) -> list[str]:
+    """``gcloud functions deploy`` for the parse function, from the stage; the rules' secrets are Secret
+    Manager references (``--set-secrets``), never values."""
     gcp = stage.extra
     args = [
         "gcloud",
@@ -69,6 +75,10 @@ def deploy_args(stage: Stage, source: str, env_file: str) -> list[str]:
         f"--timeout={stage.timeout}s",
         f"--env-vars-file={env_file}",
     ]
+    if secrets:
+        pid = gcp["project"]
+        refs = ",".join(f"{n}=projects/{pid}/secrets/{secret_id(stage, n)}:latest" for n in secrets)
+        args.append(f"--set-secrets={refs}")
     if gcp.get("max_instances"):
         args.append(f"--max-instances={int(gcp['max_instances'])}")
     if gcp.get("service_account"):
@@ -92,9 +102,11 @@ def gcloud(words: str, *args: str) -> list[str]:
     return ["gcloud", *words.split(" "), *args]
 
 
-def shell_commands(stage: Stage, source: str, env_file: str) -> list[dict[str, Any]]:
+def shell_commands(
+    stage: Stage, source: str, env_file: str, secrets: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """Every command of deploy.sh, in order; ``unless`` guards a create that already happened."""
-    return [*_setup(stage), {"run": deploy_args(stage, source, env_file)}, *_dead_letter(stage)]
+    return [*_setup(stage), {"run": deploy_args(stage, source, env_file, secrets)}, *_dead_letter(stage)]
 
 
 def _setup(stage: Stage) -> list[dict[str, Any]]:
@@ -139,10 +151,13 @@ def _dead_letter(stage: Stage) -> list[dict[str, Any]]:
 
 def write(stage: Stage, base: Path, bundle: Path) -> list[dict[str, Any]]:
     """main.py into the bundle, env.gcp.yaml beside it; returns deploy.sh's commands (relative to base)."""
+    from deploy import stage_files
+
     (bundle / "main.py").write_text(MAIN_PY)
-    lines = [f"{k}: {_yaml_str(v)}" for k, v in sorted(stage.settings_env().items())]
+    files, rules = stage_files.write(stage, bundle)  # stage/rules.json, stage/enrich.json in the bundle
+    lines = [f"{k}: {_yaml_str(v)}" for k, v in sorted({**stage.settings_env(), **files}.items())]
     (base / "env.gcp.yaml").write_text("\n".join(lines) + "\n")
-    return shell_commands(stage, bundle.name, "env.gcp.yaml")
+    return shell_commands(stage, bundle.name, "env.gcp.yaml", rules.secrets if rules else ())
 
 
 def _yaml_str(value: str) -> str:

@@ -12,7 +12,8 @@ from core.model import Limits
 ROOT = Path(__file__).resolve().parent.parent
 CLOUDS = ("aws", "gcp", "azure")
 NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-KEYS = {"cloud", "region", "bucket", "queue", "domains", "enrichers", "limits", "function", "edge", *CLOUDS}
+KEYS = {"cloud", "region", "bucket", "queue", "domains", "enrichers", "enrichment", "rules", "limits", "function",
+        "edge", *CLOUDS}
 REQUIRED = {
     "aws": ("batch_size", "max_receive_count", "visibility_timeout"),
     "gcp": ("project",),
@@ -37,6 +38,8 @@ class Stage:
     memory: int
     timeout: int
     enrichers: tuple[str, ...] = ()
+    enrichment: dict[str, dict[str, Any]] = field(default_factory=dict)  # enricher -> its settings
+    rules: str | None = None  # routing rules file, relative to the repo root (docs/rules.md)
     limits: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     edge: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +63,8 @@ class Stage:
         """The MAILPIPE_* environment every component of this stage runs with (functions and the edge)."""
         env = {"MAILPIPE_STORE": self.store_url, "MAILPIPE_QUEUE": self.queue_url}
         env["MAILPIPE_DOMAINS"] = ",".join(self.domains)
+        if self.enrichers:
+            env["MAILPIPE_ENRICHERS"] = ",".join(self.enrichers)
         env.update({f"MAILPIPE_{k.upper()}": str(v) for k, v in sorted(self.limits.items())})
         return env
 
@@ -116,12 +121,32 @@ def _stage(name: str, spec: Any) -> Stage:
         need(
             extra["visibility_timeout"] >= fn["timeout"], "aws.visibility_timeout must be >= function.timeout"
         )
+    enrichers, enrichment = _enrichers(spec, need)
+    rules = spec.get("rules")
+    need(rules is None or (isinstance(rules, str) and rules.endswith((".yml", ".yaml"))),
+         "`rules` is the path of a rules/<name>.yml file (docs/rules.md)")  # fmt: skip
     return Stage(
         name=name, cloud=spec["cloud"], region=spec["region"], bucket=spec["bucket"], queue=spec["queue"],
         domains=tuple(spec["domains"]), memory=fn["memory"], timeout=fn["timeout"],
-        enrichers=tuple(spec.get("enrichers") or ()), limits=dict(limits), extra=dict(extra),
+        enrichers=enrichers, enrichment=enrichment, rules=rules, limits=dict(limits), extra=dict(extra),
         edge=dict(spec.get("edge") or {}),
     )  # fmt: skip
+
+
+def _enrichers(spec: dict[str, Any], need: Any) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
+    """``enrichers`` checked against the registry (built-ins and installed plug-ins) and ``enrichment``
+    (settings per listed enricher), so a typo fails the deploy, not the function's cold start."""
+    from core.enrich_registry import available
+
+    names, conf = spec.get("enrichers") or [], spec.get("enrichment") or {}
+    need(isinstance(names, list) and all(isinstance(n, str) for n in names), "`enrichers` must be a list of names")
+    known = available()
+    unknown = [n for n in names if n not in known]
+    need(not unknown, f"unknown enrichers {unknown}; known: {', '.join(known)}")
+    need(isinstance(conf, dict) and all(isinstance(v, dict) for v in conf.values()),
+         "`enrichment` maps an enricher name to its settings (a mapping)")  # fmt: skip
+    need(not set(conf) - set(names), f"enrichment for enrichers not listed: {sorted(set(conf) - set(names))}")
+    return tuple(dict.fromkeys(names)), {k: dict(v) for k, v in conf.items()}
 
 
 def domain_store_entries(path: Path) -> list[str]:

@@ -33,9 +33,10 @@ def test_shipped_stages_validate_with_one_worked_example_per_cloud() -> None:
 def test_aws_stage_deploys_with_serverless() -> None:
     proc = run("dev", "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert (
-        proc.stdout.strip() == f"+ {ROOT}/node_modules/.bin/serverless deploy --stage dev --region eu-west-1"
-    )
+    assert proc.stdout.splitlines() == [
+        f"+ {sys.executable} -m deploy.build_bundle dev",  # build/dev/aws.json + stage files for serverless.yml
+        f"+ {ROOT}/node_modules/.bin/serverless deploy --stage dev --region eu-west-1",
+    ]
 
 
 @pytest.mark.parametrize("stage", ["globex", "initech"])
@@ -92,6 +93,9 @@ stages:
         (("    bucket: b", "    bucket: b\n    color: red"), "unknown keys ['color']"),
         (("    bucket: b", "    bucket: b\n    gcp: {project: p}"), "another cloud"),
         (("    bucket: b", "    bucket: b\n    limits: {max_bananas: 1}"), "unknown limits"),
+        (("    bucket: b", "    bucket: b\n    enrichers: [auth_results]"), "stage 's1': unknown enrichers"),
+        (("    bucket: b", "    bucket: b\n    enrichers: [links]\n    enrichment: {links: 3}"), "enrichment"),
+        (("    bucket: b", "    bucket: b\n    rules: rules/acme.json"), "`rules` is the path"),
     ],
 )
 def test_invalid_stages_name_the_stage_and_the_key(

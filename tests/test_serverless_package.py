@@ -43,6 +43,11 @@ def package(stage: str, out: Path) -> subprocess.CompletedProcess[str]:
         "PATH": os.environ["PATH"], "HOME": str(out.parent), "SLS_TELEMETRY_DISABLED": "1",
         "SLS_NOTIFICATIONS_MODE": "off", "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline",
     }  # fmt: skip
+    # serverless.yml reads build/<stage>/aws.json (rules/enrichment files, secret references, queues, layers)
+    built = subprocess.run([sys.executable, "-m", "deploy.build_bundle", stage], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120, check=False)  # fmt: skip
+    if built.returncode != 0:
+        return built
     args = [*_no_network(), str(SLS), "package", "--stage", stage, "--package", str(out)]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
 
@@ -129,7 +134,7 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
         "s3:GetObject": [f"{bucket}/raw/*"],
         "s3:PutObject": [f"{bucket}/{p}/*" for p in ("parsed", "att", "quarantine")],
         "s3:ListBucket": [bucket],  # so a missing key is 404 (quarantine), not 403 (retry)
-        "sqs:SendMessage": [{"Fn::GetAtt": ["DestinationQueue", "Arn"]}],
+        "sqs:SendMessage,sqs:GetQueueUrl": [{"Fn::GetAtt": ["DestinationQueue", "Arn"]}],
         "sqs:ReceiveMessage,sqs:DeleteMessage,sqs:GetQueueAttributes": [
             {"Fn::GetAtt": ["InboxQueue", "Arn"]}
         ],
@@ -150,6 +155,7 @@ def test_bundle_holds_only_what_the_function_needs(dev: Path) -> None:
         "handlers/__init__.py",
         "handlers/aws_lambda.py",
         "enrichers/",
+        "build/dev/stage/",  # the stage's rules.json / enrich.json (dev has neither)
     )
     assert not [n for n in names if n.startswith("enrichers/data/")]  # test signatures stay out
     assert [n for n in names if not n.startswith(allowed)] == []
@@ -188,14 +194,64 @@ def test_bundle_imports_with_only_the_runtime_sdk(dev: Path, tmp_path: Path) -> 
     assert modules["core"].startswith(str(tmp_path))
 
 
-@pytest.mark.parametrize(("stage", "memory", "timeout"), [("acme", 1024, 120)])
-def test_worked_example_stage_packages(stage: str, memory: int, timeout: int, tmp_path: Path) -> None:
-    proc = package(stage, tmp_path / stage)
+@pytest.fixture(scope="module")
+def acme(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sls") / "acme"
+    proc = package("acme", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    tpl = json.loads((tmp_path / stage / "cloudformation-template-update-stack.json").read_text())
+    return out
+
+
+def test_worked_example_stage_packages(acme: Path) -> None:
+    tpl = json.loads((acme / "cloudformation-template-update-stack.json").read_text())
     fn = tpl["Resources"]["ParseLambdaFunction"]["Properties"]
-    assert (fn["MemorySize"], fn["Timeout"]) == (memory, timeout)
+    assert (fn["MemorySize"], fn["Timeout"]) == (1024, 120)
     assert tpl["Resources"]["MailBucket"]["Properties"]["BucketName"] == "acme-inbound-mail"
+    assert CFN_LINT.exists(), "cfn-lint missing: run `make install-test` (dev extra)"
+    lint = subprocess.run([str(CFN_LINT), str(acme / "cloudformation-template-update-stack.json")],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_acme_function_gets_its_rules_enrichment_and_secret_references(acme: Path, tmp_path: Path) -> None:
+    tpl = json.loads((acme / "cloudformation-template-update-stack.json").read_text())
+    env = tpl["Resources"]["ParseLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["MAILPIPE_RULES"] == "build/acme/stage/rules.json"
+    assert env["MAILPIPE_ENRICH_CONFIG"] == "build/acme/stage/enrich.json"
+    assert env["MAILPIPE_ENRICHERS"] == {"Fn::Join": [",", ["attachment_hashes", "links"]]}
+    for name in ("ACME_HELPDESK_WEBHOOK_SECRET", "ACME_CRM_WEBHOOK_SECRET"):  # references, never values
+        assert env[name] == f"{{{{resolve:secretsmanager:mailpipe/acme/{name}}}}}"
+    assert "whsec_" not in json.dumps(tpl)
+    role = tpl["Resources"]["IamRoleLambdaExecution"]["Properties"]
+    [send] = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]
+              if "sqs:SendMessage" in _as_list(s["Action"])]  # fmt: skip
+    arn = "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:"
+    assert send["Resource"][1:] == [{"Fn::Sub": arn + "acme-billing"}, {"Fn::Sub": arn + "acme-support"}]
+    zipfile.ZipFile(acme / "mailpipe.zip").extractall(tmp_path)
+    rules = json.loads((tmp_path / "build/acme/stage/rules.json").read_text())
+    assert rules["customers"]["acme"]["destinations"]["billing"] == "sqs://acme-billing"
+    assert json.loads((tmp_path / "build/acme/stage/enrich.json").read_text())["links"]["trusted"]
+
+
+def test_acme_bundle_starts_with_its_rules_from_the_zip(acme: Path, tmp_path: Path) -> None:
+    """The zip's handler composes the pipeline with the JSON rules (stdlib only, no PyYAML) and refuses to
+    start while a secret the rules name is missing."""
+    zipfile.ZipFile(acme / "mailpipe.zip").extractall(tmp_path)
+    probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in "
+             "type(f).__module__]; sys.path.insert(0, sys.argv[1]); import handlers.aws_lambda as h;"
+             "print(sorted(h.PIPELINE.router.config.customers), 'yaml' in sys.modules)")  # fmt: skip
+    tpl = json.loads((acme / "cloudformation-template-update-stack.json").read_text())
+    env = {k: v for k, v in tpl["Resources"]["ParseLambdaFunction"]["Properties"]["Environment"]["Variables"]
+           .items() if isinstance(v, str) and not v.startswith("{{")}  # fmt: skip
+    env.update(PATH=os.environ["PATH"], MAILPIPE_QUEUE="sqs://q", AWS_DEFAULT_REGION="us-east-1",
+               ACME_HELPDESK_WEBHOOK_SECRET="whsec_" + "A" * 44)  # fmt: skip
+    run = functools.partial(subprocess.run, [sys.executable, "-c", probe, str(tmp_path)], cwd="/",
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    missing = run(env=env)
+    assert missing.returncode != 0 and "ACME_CRM_WEBHOOK_SECRET is unset" in missing.stderr
+    ok = run(env={**env, "ACME_CRM_WEBHOOK_SECRET": "whsec_" + "B" * 44})
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert ok.stdout.split() == ["['acme']", "False"]
 
 
 def test_a_non_aws_stage_is_refused(tmp_path: Path) -> None:
