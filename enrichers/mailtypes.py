@@ -135,7 +135,7 @@ class CryptoEnricher(_Base):
         }
 
 
-_UU = re.compile(r"^begin [0-7]{3,4} (.+?)\s*\n(.*?)^end\s*$", re.M | re.S)
+_UU_BEGIN = re.compile(r"begin [0-7]{3,4} (.+?)\s*$")
 
 
 def uu_files(view: MessageView, max_bytes: int) -> Iterator[tuple[Part | None, str, bytes]]:
@@ -146,10 +146,26 @@ def uu_files(view: MessageView, max_bytes: int) -> Iterator[tuple[Part | None, s
         (p, p.data[:max_bytes].decode("latin-1")) for p in view.parts if p.content_type.startswith("text/")
     ]
     for parent, src in sources:
-        if "begin " not in src:
-            continue
-        for m in _UU.finditer(src[:max_bytes].replace("\r\n", "\n")):
-            yield parent, m.group(1), _uudecode(m.group(2))
+        if "begin " in src:
+            for name, block in _uu_blocks(src[:max_bytes]):
+                yield parent, name, _uudecode(block)
+
+
+def _uu_blocks(text: str) -> Iterator[tuple[str, str]]:
+    """One pass over the lines (a regex over a body full of unterminated ``begin`` lines would be quadratic);
+    a block without its ``end`` line is ignored."""
+    name: str | None = None
+    lines: list[str] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if name is None:
+            match = _UU_BEGIN.match(line)
+            if match:
+                name, lines = match.group(1), []
+        elif line.rstrip() == "end":
+            yield name, "\n".join(lines)
+            name = None
+        else:
+            lines.append(line)
 
 
 class UuencodeEnricher(_Base):

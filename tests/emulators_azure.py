@@ -68,6 +68,10 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "127.0.0.1",
             "--queuePort",
             str(qport),
+            "--tableHost",  # unused, but `azurite` starts it: a free port, or two sessions clash on 10002
+            "127.0.0.1",
+            "--tablePort",
+            str(free_port()),
         ],
         tmp_path_factory.mktemp("azurite-log") / "azurite.log",
     )

@@ -16,6 +16,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from emulators_aws import aws_env, bucket, moto_endpoint  # noqa: F401 - fixtures
+from emulators_azure import ACCOUNT, CONTAINER
+from emulators_gcp import GCS_BUCKET
 from jsonschema import Draft202012Validator
 
 from core import enrich
@@ -25,6 +28,7 @@ from core.keys import attachment_index, derived_key, parsed_key, raw_key
 from core.model import Envelope
 from core.pipeline import Outcome, Pipeline
 from core.settings import Settings
+from providers import open_store
 from providers.local.memory import MemoryQueue, MemoryStore
 from tests.enrich_mail import message, raw
 from tests.test_schema import SCHEMA
@@ -177,6 +181,44 @@ def test_uuencode_round_trips_exact_bytes_from_body_and_text_parts(size: int) ->
     assert [(e["filename"], e["derived_from"]) for e in listed] == [("x y.bin", None), ("inner.dat", parent)]
     assert [e["key"] for e in listed] == [f.key for f in files]
     assert files[1].key == f"att/{doc['id']}/0.1-inner.dat"
+
+
+def _derived_outputs(store: Any) -> tuple[dict[str, bytes], bytes]:
+    """Run a winmail.dat + uuencode message through the pipeline on ``store``: derived objects, notification,
+    with the message id (the edge stamps the arrival time, so it differs per run) replaced by ``<id>``."""
+    dat = tnef_stream({"a.pdf": b"%PDF-1.4 " + bytes(range(256)) * 9, "b c.txt": b"x" * 70}, html=b"<b>hi</b>")
+    data = raw(message(uu_block("u.bin", bytes(range(200))), attachments=(("winmail.dat", "application/ms-tnef",
+                                                                           dat),)))  # fmt: skip
+    queue = MemoryQueue(f"derived-{uuid.uuid4().hex}")
+    mid, _ = _run(store, queue, data, enrichers=("tnef", "uuencode"))
+    keys = json.loads(queue.messages[mid])["derived_attachment_keys"]
+    return {k.replace(mid, "<id>"): store.get(k) for k in keys}, queue.messages[mid].replace(mid.encode(), b"<id>")
+
+
+@pytest.fixture
+def any_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    prefix = f"derived-{uuid.uuid4().hex[:8]}"
+    if request.param == "file":
+        return open_store(f"file://{tmp_path}/store")
+    if request.param == "gcs":
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", request.getfixturevalue("gcs_emulator"))
+        return open_store(f"gs://{GCS_BUCKET}/{prefix}")
+    if request.param == "azure":
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", request.getfixturevalue("azurite"))
+        return open_store(f"azblob://{ACCOUNT}/{CONTAINER}/{prefix}")
+    return open_store(f"s3://{request.getfixturevalue('bucket')}/{prefix}")
+
+
+@pytest.mark.parametrize(
+    "any_store",
+    ["file", pytest.param("gcs", marks=pytest.mark.emulator), pytest.param("azure", marks=pytest.mark.emulator),
+     pytest.param("s3", marks=pytest.mark.emulator)],
+    indirect=True,
+)  # fmt: skip
+def test_derived_objects_and_notification_identical_across_stores(any_store: Any) -> None:
+    local, note = _derived_outputs(MemoryStore(f"derived-{uuid.uuid4().hex}"))
+    assert len(local) == 3
+    assert _derived_outputs(any_store) == (local, note)
 
 
 def test_caps_truncate_instead_of_storing(store: MemoryStore, queue: MemoryQueue, tmp_path: Path) -> None:
