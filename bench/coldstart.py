@@ -182,6 +182,9 @@ def package_aws(out: Path) -> Path:
         raise RuntimeError("node_modules/.bin/serverless or node missing (make install-test)")
     env = {**base_env(out.parent), "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off",
            "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline"}  # fmt: skip
+    from deploy.build_bundle import build
+
+    build("dev")  # build/dev/aws.json: serverless.yml reads the stage's extra environment, queues and layers
     args = [str(sls), "package", "--stage", "dev", "--package", str(out)]
     proc = subprocess.run(args, cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
