@@ -9,6 +9,9 @@ Every result has the same shape::
     {"version": "1", "status": "ok"|"error"|"skipped"|"timeout", "result": {...}|None,
      "error": str|None, "duration_ms": int}
 
+Files found inside the message (winmail.dat, uuencode) go back through ``ctx.derive`` and are stored by the
+pipeline as derived attachments (core/enrich_derived.py, ``enrich_message``).
+
 One failing, slow or crashing enricher never loses the message or the others' results. An engine outage raises
 ``TransientError`` (clamd down): ``run_enrichers`` lets it propagate so the platform redelivers the message.
 """
