@@ -27,6 +27,8 @@ EXTRAS = {"malware": "malware", "ocr": "ocr", "language": "nlp", "sentiment": "n
           "calendar": "messy", "tnef": "messy"}  # fmt: skip
 # enricher -> what a function platform cannot pip-install (it needs a container image or a service)
 SYSTEM = {"ocr": "the tesseract and pdftoppm programs (Debian tesseract-ocr, poppler-utils)"}
+# cloud -> the destination schemes its function bundle can publish to (the other providers are not in it)
+SCHEMES = {"aws": ("sqs", "https"), "gcp": ("pubsub",), "azure": ("azqueue",)}
 _PLACEHOLDER = "whsec_" + base64.b64encode(bytes(32)).decode()  # validates the format, never shipped
 
 
@@ -58,6 +60,10 @@ def read_rules(stage: Stage) -> Rules | None:
     except (OSError, yaml.YAMLError, ConfigError, ValueError, TypeError, AttributeError) as exc:
         raise StageError(f"stage {stage.name!r}: rules {stage.rules}: {exc}") from exc
     dests = sorted({u for c in doc["customers"].values() for u in (c.get("destinations") or {}).values()})
+    foreign = [u for u in dests if urlsplit(u).scheme not in SCHEMES[stage.cloud]]
+    if foreign:
+        raise StageError(f"stage {stage.name!r}: rules {stage.rules}: a {stage.cloud} function publishes to "
+                         f"{', '.join(s + '://' for s in SCHEMES[stage.cloud])} only, not {foreign}")
     return Rules(doc, tuple(names), tuple(dests))
 
 

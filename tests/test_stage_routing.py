@@ -100,6 +100,9 @@ def test_enrichment_for_an_unlisted_enricher_and_a_bad_rules_file_are_refused(tm
                                                                                   "{publish: nowhere}"))
     with pytest.raises(StageError, match=r"stage 'globex': rules .*rules.yml:\d+: .*unknown publish target"):
         build("globex", path, tmp_path / "out")
+    path = stages_file(tmp_path, "globex", "sqs://billing")  # the GCP bundle has no SQS adapter
+    with pytest.raises(StageError, match=r"stage 'globex': .*a gcp function publishes to pubsub:// only"):
+        build("globex", path, tmp_path / "out")
 
 
 # --- AWS ---
