@@ -11,7 +11,9 @@ from __future__ import annotations
 import binascii
 import json
 import os
+import shutil
 import struct
+import subprocess
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +97,17 @@ def test_hand_built_winmail_dat_is_valid_tnef() -> None:
     assert [(a.long_filename().rstrip("\0"), a.data) for a in tnef.attachments] == list(FILES.items())
     assert tnef.body == b"plain" and tnef.htmlbody.rstrip(b"\0") == b"<p>hi</p>"
     assert tnef.rtfbody.rstrip(b"\0") == RTF
+
+
+@pytest.mark.skipif(shutil.which("tnef") is None, reason="Debian tnef not installed (deps/apt-test.txt: tnef)")
+def test_hand_built_winmail_dat_is_read_by_an_independent_decoder(tmp_path: Path) -> None:
+    """Mark Simpson's tnef (C, Debian) unpacks the same files and decompresses the same RTF body."""
+    (tmp_path / "winmail.dat").write_bytes(tnef_stream(FILES, body=b"plain", rtf=RTF))
+    (tmp_path / "out").mkdir()
+    cmd = ["tnef", "-f", "winmail.dat", "-C", "out", "--save-body=body", "--body-pref=r", "--number-backups"]
+    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    out = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert out == {**FILES, "body.rtf": RTF}
 
 
 def test_key_helpers_and_schema_pattern() -> None:
