@@ -103,10 +103,28 @@ def gcloud(words: str, *args: str) -> list[str]:
 
 
 def shell_commands(
-    stage: Stage, source: str, env_file: str, secrets: tuple[str, ...] = ()
+    stage: Stage, source: str, env_file: str, secrets: tuple[str, ...] = (), topics: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
     """Every command of deploy.sh, in order; ``unless`` guards a create that already happened."""
-    return [*_setup(stage), {"run": deploy_args(stage, source, env_file, secrets)}, *_dead_letter(stage)]
+    return [*_setup(stage), *_grants(stage, secrets, topics), {"run": deploy_args(stage, source, env_file, secrets)},
+            *_dead_letter(stage)]  # fmt: skip
+
+
+def _grants(stage: Stage, secrets: tuple[str, ...], topics: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The runtime service account may read the rules' secrets (which must exist) and publish to their
+    ``pubsub://PROJECT/TOPIC`` destinations."""
+    pid = stage.extra["project"]
+    account = stage.extra.get("service_account") or (
+        f"$(gcloud projects describe {pid} --format=value\\(projectNumber\\))-compute@developer.gserviceaccount.com")
+    member = f"--member=serviceAccount:{account}"
+    out = [{"run": gcloud("services enable", "secretmanager.googleapis.com", f"--project={pid}")}] if secrets else []
+    out += [{"run": gcloud("secrets add-iam-policy-binding", secret_id(stage, n), f"--project={pid}", member,
+                           "--role=roles/secretmanager.secretAccessor")} for n in secrets]  # fmt: skip
+    for url in topics:
+        project, _, topic = url.removeprefix("pubsub://").partition("/")
+        out.append({"run": gcloud("pubsub topics add-iam-policy-binding", topic, f"--project={project}", member,
+                                  "--role=roles/pubsub.publisher")})  # fmt: skip
+    return out
 
 
 def _setup(stage: Stage) -> list[dict[str, Any]]:
@@ -157,7 +175,9 @@ def write(stage: Stage, base: Path, bundle: Path) -> list[dict[str, Any]]:
     files, rules = stage_files.write(stage, bundle)  # stage/rules.json, stage/enrich.json in the bundle
     lines = [f"{k}: {_yaml_str(v)}" for k, v in sorted({**stage.settings_env(), **files}.items())]
     (base / "env.gcp.yaml").write_text("\n".join(lines) + "\n")
-    return shell_commands(stage, bundle.name, "env.gcp.yaml", rules.secrets if rules else ())
+    if rules is None:
+        return shell_commands(stage, bundle.name, "env.gcp.yaml")
+    return shell_commands(stage, bundle.name, "env.gcp.yaml", rules.secrets, rules.destinations)
 
 
 def _yaml_str(value: str) -> str:

@@ -150,6 +150,12 @@ def test_gcp_env_bundle_and_secret_references(tmp_path: Path) -> None:
                 if c["run"][:3] == ["gcloud", "functions", "deploy"]]  # fmt: skip
     secret = "projects/globex-mail-prod/secrets/mailpipe-globex-cust-crm-secret:latest"
     assert f"--set-secrets=CUST_CRM_SECRET={secret}" in deploy
+    grants = {tuple(c["run"][1:4]): c["run"] for c in json.loads((base / "deploy.json").read_text())["commands"]
+              if "add-iam-policy-binding" in c["run"]}  # fmt: skip
+    assert "--role=roles/secretmanager.secretAccessor" in grants[("secrets", "add-iam-policy-binding",
+                                                                   "mailpipe-globex-cust-crm-secret")]
+    assert "--role=roles/pubsub.publisher" in grants[("pubsub", "topics", "add-iam-policy-binding")]
+    assert subprocess.run(["bash", "-n", str(base / "deploy.sh")], check=False).returncode == 0
     no_secret_values(base)
 
 
