@@ -68,8 +68,7 @@ class Pipeline:
 
             for name in settings.enrichers:
                 load_enricher(name)
-            config = load_config(settings.enrich_config_file)
-            DerivedLimits.from_config(config)
+            DerivedLimits.from_config(config := load_config(settings.enrich_config_file))
             self._enrich = functools.partial(enrich_message, names=list(settings.enrichers), config=config)
 
     def process_key(self, key: str) -> Outcome:
@@ -125,9 +124,7 @@ class Pipeline:
         derived: list[str] = []
         if self._enrich is not None:  # an engine outage raises TransientError: RETRY
             doc["enrichments"], files = self._enrich(doc, result.payloads, raw)
-            for file in files:  # stored before the JSON that lists them, as the attachments are
-                self.store.put(file.key, file.data, content_type=file.content_type, if_absent=True)
-                derived.append(file.key)
+            derived = self._store_derived(files)  # before the JSON that lists them, as the attachments are
         plan = self.router.plan(doc) if self.router is not None else None  # adds routing, tags
         self.store.put(parsed_key(mid), dumps(doc), content_type="application/json")
         if plan is not None:
@@ -136,6 +133,14 @@ class Pipeline:
                 return plan.disposition, len(result.payloads)
         self.publisher.publish(dumps(notification(doc, sorted(result.payloads), sorted(derived))), key=mid)
         return "deliver", len(result.payloads)
+
+    def _store_derived(self, files: list[Derived]) -> list[str]:
+        """Write derived files (if_absent); one with other bytes (enrichers changed since) is replaced."""
+        for f in files:
+            written = self.store.put(f.key, f.data, content_type=f.content_type, if_absent=True)
+            if not written and self.store.get(f.key) != f.data:
+                self.store.put(f.key, f.data, content_type=f.content_type)
+        return [f.key for f in files]
 
     def _envelope(self, mid: str) -> Envelope | None:
         try:
@@ -160,13 +165,9 @@ class Pipeline:
         return Outcome.QUARANTINED
 
 
-def notification(
-    doc: dict[str, Any], attachment_keys: list[str], derived_keys: list[str] | None = None
-) -> dict[str, Any]:
+def notification(doc: dict[str, Any], attachment_keys: list[str], derived: list[str] | None = None) -> dict[str, Any]:
     """The compact queue message for a parsed document (deterministic: same document, same notification).
-
-    ``derived_attachment_keys`` (present only when an enricher derived files: winmail.dat contents, uuencoded
-    blocks) lists their keys apart from ``attachment_keys``, which match the document's ``attachments``."""
+    ``derived_attachment_keys``: files enrichers found inside the message (docs/enrichers.md), if any."""
     note = {
         "schema": NOTIFICATION_SCHEMA,
         "id": doc["id"],
@@ -177,8 +178,8 @@ def notification(
         "parsed_key": parsed_key(doc["id"]),
         "attachment_keys": attachment_keys,
     }
-    if derived_keys:
-        note["derived_attachment_keys"] = derived_keys
+    if derived:
+        note["derived_attachment_keys"] = derived
     if "tags" in doc:  # set by routing rules
         note["tags"] = doc["tags"]
     return note

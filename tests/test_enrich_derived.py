@@ -176,6 +176,10 @@ def test_reprocessing_gives_the_same_keys_bytes_and_notification(store: MemorySt
     assert queue.messages[mid] == note
     strip = lambda d: {k: v["result"] for k, v in d["enrichments"].items()}  # noqa: E731 - duration_ms varies
     assert strip(first) == strip(second)
+    stale = json.loads(note)["derived_attachment_keys"][0]  # as a run with other enrichers left it
+    store.put(stale, b"other bytes", content_type="application/octet-stream")
+    _run(store, queue, data, enrichers=("tnef", "uuencode"))
+    assert store.get(stale) == objects[stale]
 
 
 @pytest.mark.parametrize("size", [0, 1, 44, 45, 46, 90, 4096])
