@@ -52,13 +52,29 @@ def layers(stage: Stage) -> list[str]:
     return arns
 
 
-def write(stage: Stage, base: Path) -> dict[str, Any]:
-    """``base/stage/`` files and ``base/aws.json`` (what serverless.yml reads); returns the aws.json doc."""
+def stamp(stages: Path, stage: Stage) -> str:
+    """sha256 of stages.yml and the stage's rules file: deploy/sls_built.js refuses an aws.json built from
+    other versions of them."""
+    import hashlib
+
+    from deploy.stages import ROOT
+
+    digest = hashlib.sha256(stages.read_bytes())
+    if stage.rules:
+        digest.update((ROOT / stage.rules).read_bytes())
+    return digest.hexdigest()
+
+
+def write(stage: Stage, base: Path, stages: Path) -> dict[str, Any]:
+    """``base/stage/`` files and ``base/aws.json`` (what serverless.yml reads, through deploy/sls_built.js);
+    returns the aws.json doc."""
+    arns = layers(stage)  # refused before anything is written
     files, rules = stage_files.write(stage, base)
     prefix = f"{base.parent.name}/{base.name}"  # build/<stage>: where the files sit in the code zip
     env = {k: f"{prefix}/{v}" for k, v in files.items()}
     env.update({n: secret_ref(stage, n) for n in (rules.secrets if rules else ())})
     queues = [{"Fn::GetAtt": ["DestinationQueue", "Arn"]}, *stage_files.sqs_arns(rules.destinations if rules else ())]
-    doc = {"environment": env, "sendQueues": queues, "layers": layers(stage)}
+    doc = {"environment": env, "sendQueues": queues, "layers": arns, "rulesFile": stage.rules,
+           "stamp": stamp(stages, stage)}  # fmt: skip
     (base / "aws.json").write_text(json.dumps(doc, indent=2) + "\n")
     return doc

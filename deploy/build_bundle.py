@@ -76,7 +76,7 @@ def build(stage_name: str, stages: Path | None = None, out: Path | None = None) 
     if stage.cloud == "aws":
         from deploy.aws import write as write_aws
 
-        write_aws(stage, base)
+        write_aws(stage, base, stages or ROOT / "stages.yml")
         return base
     bundle = base / stage.cloud
     copy_sources(bundle, COMMON + SOURCES[stage.cloud])

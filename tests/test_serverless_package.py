@@ -33,7 +33,7 @@ def _no_network() -> list[str]:
     return ["unshare", "-n"] if ok else []
 
 
-def package(stage: str, out: Path) -> subprocess.CompletedProcess[str]:
+def package(stage: str, out: Path, *, build: bool = True) -> subprocess.CompletedProcess[str]:
     if shutil.which("node") is None:
         pytest.skip("node is not installed (Debian package nodejs): the Serverless Framework needs it")
     assert SLS.exists(), (
@@ -44,10 +44,11 @@ def package(stage: str, out: Path) -> subprocess.CompletedProcess[str]:
         "SLS_NOTIFICATIONS_MODE": "off", "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline",
     }  # fmt: skip
     # serverless.yml reads build/<stage>/aws.json (rules/enrichment files, secret references, queues, layers)
-    built = subprocess.run([sys.executable, "-m", "deploy.build_bundle", stage], cwd=ROOT, capture_output=True,
-                           text=True, timeout=120, check=False)  # fmt: skip
-    if built.returncode != 0:
-        return built
+    if build:
+        built = subprocess.run([sys.executable, "-m", "deploy.build_bundle", stage], cwd=ROOT, capture_output=True,
+                               text=True, timeout=120, check=False)  # fmt: skip
+        if built.returncode != 0:
+            return built
     args = [*_no_network(), str(SLS), "package", "--stage", stage, "--package", str(out)]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
 
@@ -252,6 +253,22 @@ def test_acme_bundle_starts_with_its_rules_from_the_zip(acme: Path, tmp_path: Pa
     ok = run(env={**env, "ACME_CRM_WEBHOOK_SECRET": "whsec_" + "B" * 44})
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert ok.stdout.split() == ["['acme']", "False"]
+
+
+def test_a_stale_or_missing_build_is_refused(dev: Path, tmp_path: Path) -> None:
+    """serverless.yml reads build/<stage>/aws.json through deploy/sls_built.js, which refuses one built from
+    another stages.yml or rules file (a stage the build refused has none)."""
+    built = ROOT / "build" / "dev" / "aws.json"
+    good = built.read_text()
+    try:
+        built.write_text(good.replace('"stamp": "', '"stamp": "0'))
+        proc = package("dev", tmp_path / "stale", build=False)
+        assert proc.returncode != 0 and "build/dev/aws.json is stale" in proc.stdout + proc.stderr
+        built.unlink()
+        proc = package("dev", tmp_path / "missing", build=False)
+        assert proc.returncode != 0 and "build/dev/aws.json is missing" in proc.stdout + proc.stderr
+    finally:
+        built.write_text(good)
 
 
 def test_a_non_aws_stage_is_refused(tmp_path: Path) -> None:
