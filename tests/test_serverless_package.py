@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulators_aws import *  # noqa: F403 - the moto fixtures (bucket)
+from emulators_aws import client, lambda_sqs_event, notify_bucket_to_queue, receive_all
 
 ROOT = Path(__file__).resolve().parent.parent
 SLS = ROOT / "node_modules" / ".bin" / "serverless"
@@ -275,3 +277,49 @@ def test_a_non_aws_stage_is_refused(tmp_path: Path) -> None:
     proc = package("globex", tmp_path / "globex")
     assert proc.returncode != 0
     assert "deploysOnlyCloudAws" in proc.stdout + proc.stderr  # the guard in serverless.yml custom:
+
+
+INVOICE = (
+    b"From: Supplier <ar@supplier.example>\r\nTo: billing@in.acme.example\r\nSubject: Invoice 2024-0042\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+    b"Please find the invoice attached.\r\n--b\r\nContent-Type: application/pdf\r\n"
+    b"Content-Disposition: attachment; filename=inv.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    b"JVBERi0xLjQKJSVFT0YK\r\n--b--\r\n"
+)
+SERVE = (
+    "import json, sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in type(f).__module__];"
+    "sys.path.insert(0, sys.argv[1]); import handlers.aws_lambda as h;"
+    "print(json.dumps(h.handle(json.load(sys.stdin))))"
+)
+
+
+@pytest.mark.emulator
+def test_acme_zip_routes_an_event_to_its_rules_queue(acme: Path, tmp_path: Path, bucket: str) -> None:
+    """The packaged zip, with the template's environment (secrets as the platform resolves them), parses an
+    S3 -> SQS event on moto and its rules/acme.yml `invoices` rule publishes to sqs://acme-billing."""
+    from core.keys import envelope_key, message_id, raw_key
+
+    sqs, s3 = client("sqs"), client("s3")
+    billing = sqs.create_queue(QueueName="acme-billing")["QueueUrl"]  # the queue rules/acme.yml names
+    inbox, dest = (sqs.create_queue(QueueName=f"mp-{n}-{os.getpid()}")["QueueUrl"] for n in ("inbox", "dest"))
+    arn = notify_bucket_to_queue(bucket, inbox)
+    key = raw_key(message_id(INVOICE, None))
+    envelope = {"mail_from": "ar@supplier.example", "rcpt_to": ["billing@in.acme.example"]}
+    s3.put_object(Bucket=bucket, Key=envelope_key(key[4:-4]), Body=json.dumps(envelope).encode())
+    s3.put_object(Bucket=bucket, Key=key, Body=INVOICE)
+    event = lambda_sqs_event(receive_all(inbox), arn)
+    zipfile.ZipFile(acme / "mailpipe.zip").extractall(tmp_path)
+    tpl = json.loads((acme / "cloudformation-template-update-stack.json").read_text())
+    variables = tpl["Resources"]["ParseLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    env = {**os.environ, **{k: v for k, v in variables.items() if isinstance(v, str) and not v.startswith("{{")},
+           "MAILPIPE_STORE": f"s3://{bucket}", "MAILPIPE_QUEUE": "sqs://" + dest.rsplit("/", 1)[1],
+           "MAILPIPE_ENRICHERS": "attachment_hashes,links",
+           "ACME_HELPDESK_WEBHOOK_SECRET": "whsec_" + "A" * 44,
+           "ACME_CRM_WEBHOOK_SECRET": "whsec_" + "B" * 44}  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path)], cwd="/", env=env, input=json.dumps(event),
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert out.returncode == 0 and json.loads(out.stdout) == {"batchItemFailures": []}, out.stderr[-3000:]
+    [routed] = [json.loads(m["Body"]) for m in receive_all(billing)]
+    assert (routed["customer"], routed["tags"]) == ("acme", ["invoice"])
+    assert routed["message"]["routing"][0]["rule"] == "invoices"
+    assert json.loads(receive_all(dest)[0]["Body"])["tags"] == ["invoice"]  # the default notification too
