@@ -1,4 +1,5 @@
-"""Cold start and footprint of the cloud handlers: ``python -m bench.coldstart [--quick] [--reps N] [--strict]``.
+"""Cold start and footprint of the cloud handlers: ``python -m bench.coldstart [--quick] [--reps N] [--strict]
+[--out DIR]``.
 
 Import-to-ready, per handler, in a fresh interpreter started from the *built* bundle (AWS: ``serverless
 package --stage dev``; GCP/Azure: ``deploy.build_bundle``; the repo tree only when a build fails, noted):
@@ -9,7 +10,7 @@ read-only); the ``+pyc`` rows show the same bundle precompiled. Peers run in the
 pass`` and each SDK import alone. One more run per handler with ``-X importtime`` and an audit hook gives the
 cost breakdown by top-level package and proves no socket is opened. Footprint: each bundle zipped, its cloud
 extra's installed dependency closure (measured from importlib.metadata file lists), and the core bundle
-(core/ + providers/__init__.py + one provider + one handler). JSON: bench/out/coldstart.json.
+(core/ + providers/__init__.py + one provider + one handler). JSON: bench/out/coldstart.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -403,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--quick", action="store_true", help="5 reps")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--out", type=Path, default=OUT_DIR, help="directory for the JSON (default bench/out)")
     a = ap.parse_args(argv)
     reps = 5 if a.quick else a.reps
     with tempfile.TemporaryDirectory(prefix="mailpipe-bench-coldstart-") as name:
@@ -418,12 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"bench": "coldstart", "utc": datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ"), "reps": reps,
            "python": sys.version.split()[0], "cpus": os.cpu_count(), "load_avg": os.getloadavg(), "notes": notes,
            "times": times, "breakdown": checks, "footprint": foot, "targets": targets(times, foot)}  # fmt: skip
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    a.out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(doc, indent=1)
-    (OUT_DIR / "coldstart.json").write_text(text)
-    (OUT_DIR / f"coldstart-{doc['utc']}.json").write_text(text)
+    (a.out / "coldstart.json").write_text(text)
+    (a.out / f"coldstart-{doc['utc']}.json").write_text(text)
     print_report(doc)
-    print(f"results: {OUT_DIR / 'coldstart.json'}")
+    print(f"results: {a.out / 'coldstart.json'}")
     missed = [k for k, v in doc["targets"].items() if not v["met"]]
     return 1 if a.strict and missed else 0
 

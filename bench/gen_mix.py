@@ -13,12 +13,9 @@ import argparse
 import base64
 import json
 import random
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from bench import OUT_DIR
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 MB = 1024 * 1024
 WORDS = [
@@ -189,13 +186,14 @@ def forward_chain(rng: random.Random, i: int, total: int, depth: int) -> bytes:
     return _headers(rng, i, ctype, depth) + b"\r\n" + body
 
 
-def mix_dir(seed: int, count: int, scale: float) -> Path:
-    return OUT_DIR / f"mix-s{seed}-n{count}-x{scale:g}"
+def mix_dir(seed: int, count: int, scale: float, root: Path = OUT_DIR) -> Path:
+    return root / f"mix-s{seed}-n{count}-x{scale:g}"
 
 
-def generate(seed: int = 1, count: int = 100, scale: float = 1.0) -> Path:
-    """Write the mix (if not already complete) and return its directory. Deterministic in all three inputs."""
-    out = mix_dir(seed, count, scale)
+def generate(seed: int = 1, count: int = 100, scale: float = 1.0, root: Path = OUT_DIR) -> Path:
+    """Write the mix under ``root`` (if not already complete) and return its directory. Deterministic in
+    seed, count and scale."""
+    out = mix_dir(seed, count, scale, root)
     manifest = out / "manifest.json"
     if manifest.exists():
         return out
@@ -225,8 +223,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--scale", type=float, default=1.0, help="size multiplier for attachments/big messages")
+    ap.add_argument("--out", type=Path, default=OUT_DIR, help="directory the mix is written under")
     a = ap.parse_args()
-    out = generate(a.seed, a.count, a.scale)
+    out = generate(a.seed, a.count, a.scale, a.out)
     files = json.loads((out / "manifest.json").read_text())["files"]
     total = sum(f["bytes"] for f in files)
     print(

@@ -19,8 +19,10 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from bench import OUT_DIR
 from bench.parse import write_json
 from bench.probe import send
 from bench.targets import RCPT_DOMAIN, TARGETS
@@ -139,15 +141,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse-connections", action="store_true", help="smtp-source -d (reuse sessions)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per smtp-source/probe run")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--messages", help="SOURCE,PROBE messages per cell, instead of the count table (smoke runs)")
+    ap.add_argument("--out", type=Path, default=OUT_DIR, help="directory for the JSON (default bench/out)")
     a = ap.parse_args(argv)
     if os.geteuid() != 0 and "postfix" in a.targets:
         print("note: the private Postfix instance needs root (postfix -c DIR start)", file=sys.stderr)
     table = QUICK_COUNTS if a.quick else COUNTS
+    fixed = None
+    if a.messages:
+        source, probe = a.messages.split(",")
+        fixed = (int(source), int(probe))
     cells = []
     for size in a.sizes.split(","):
         for conc in (int(c) for c in a.concurrency.split(",")):
             for target in a.targets.split(","):
-                counts = table[size].get(conc, table[size][max(table[size])])
+                counts = fixed or table[size].get(conc, table[size][max(table[size])])
                 cells.append(run_cell(target, size, conc, counts, a.timeout, a.reuse_connections))
                 print(f"   {target} {size} c{conc}: done", flush=True)
     ratio = ratios(cells)
@@ -160,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"bench": "ingest", "utc": utc, "quick": a.quick, "reuse_connections": a.reuse_connections,
            "postfix": postfix_version()}
     doc |= {"cpus": os.cpu_count(), "cells": cells, "ratios_mailpipe_over_postfix": ratio, "targets": checks}
-    write_json(doc)
+    write_json(doc, a.out)
     return 1 if a.strict and False in checks.values() else 0
 
 

@@ -247,12 +247,12 @@ def verdict(sets: list[dict[str, Any]]) -> dict[str, Any]:
     return checks
 
 
-def generate_mix(seed: int, count: int, scale: float) -> Path:
+def generate_mix(seed: int, count: int, scale: float, root: Path = OUT_DIR) -> Path:
     """Generate in a child process: the harness stays small, and a child's max RSS counts its parent's
     resident set at fork time (Linux carries the pre-exec high-water mark into ru_maxrss)."""
-    args = ["--seed", str(seed), "--count", str(count), "--scale", str(scale)]
+    args = ["--seed", str(seed), "--count", str(count), "--scale", str(scale), "--out", str(root)]
     subprocess.run([sys.executable, "-m", "bench.gen_mix", *args], cwd=REPO_DIR, check=True)
-    return mix_dir(seed, count, scale)
+    return mix_dir(seed, count, scale, root)
 
 
 def build_sets(a: argparse.Namespace) -> list[tuple[str, list[Path], int]]:
@@ -264,7 +264,7 @@ def build_sets(a: argparse.Namespace) -> list[tuple[str, list[Path], int]]:
             sets.append((name, cpython_files(), a.reps or (2 if a.quick else 5)))
         elif name == "mix":
             count, scale = (40, 0.4) if a.quick else (a.mix_count, a.mix_scale)
-            mix = generate_mix(a.seed, count, scale)
+            mix = generate_mix(a.seed, count, scale, a.out)
             sets.append((name, sorted(mix.glob("*.eml")), a.reps or (1 if a.quick else 3)))
         else:
             raise SystemExit(f"unknown set {name!r} (corpus, cpython, mix)")
@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--core", type=int, default=0, help="CPU every engine is pinned to")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds one message may take before 'hang'")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--out", type=Path, default=OUT_DIR, help="directory for the JSON and the mix (bench/out)")
     a = ap.parse_args(argv)
     engines = a.engines.split(",")
     results = [run_set(name, files, engines, reps, a) for name, files, reps in build_sets(a)]
@@ -299,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "sets": results,
             "targets": checks,
-        }
+        },
+        a.out,
     )
     return 1 if a.strict and False in checks.values() else 0
 
@@ -323,12 +325,12 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def write_json(doc: dict[str, Any]) -> None:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / f"{doc['bench']}-{doc['utc'].replace(':', '')}.json"
+def write_json(doc: dict[str, Any], out: Path = OUT_DIR) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{doc['bench']}-{doc['utc'].replace(':', '')}.json"
     text = json.dumps(doc, indent=1, default=str)
     path.write_text(text)
-    (OUT_DIR / f"{doc['bench']}-latest.json").write_text(text)
+    (out / f"{doc['bench']}-latest.json").write_text(text)
     print(f"results: {path}")
 
 
