@@ -84,7 +84,8 @@ def extras(stage: Stage) -> list[str]:
 def write(stage: Stage, dest: Path) -> tuple[dict[str, str], Rules | None]:
     """``dest/stage/rules.json`` and ``dest/stage/enrich.json`` as the stage needs them; returns the
     MAILPIPE_RULES / MAILPIPE_ENRICH_CONFIG entries (paths relative to ``dest``) and the rules."""
-    rules, env = read_rules(stage), {}
+    rules = read_rules(stage)
+    env: dict[str, str] = {}
     if rules is None and not stage.enrichment:
         return env, rules
     (dest / FILES).mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,9 @@ def on_event_grid(event: func.EventGridEvent) -> None:
     run_or_raise(PIPELINE, bind_store(STORE, decode_event), record)
 
 
+# A str, not func.BlobSource.EVENT_GRID: before azure-functions 1.21.1 the enum was bound as "EVENT_GRID".
 @app.blob_trigger(arg_name="blob", path="%MAILPIPE_CONTAINER%/raw/{name}", connection="MAILPIPE_STORAGE",
-                  source="EventGrid")
+                  source="EventGrid")  # type: ignore[arg-type]
 def on_blob(blob: func.InputStream) -> None:
     decode = bind_store(STORE, lambda n: decode_blob(n, invocation_id=f"blob:{n}", length=blob.length))
     run_or_raise(PIPELINE, decode, blob.name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,7 +49,7 @@ def _parse_cmd(args: argparse.Namespace) -> int:
     return status
 
 
-def _enrich_args(args: argparse.Namespace) -> tuple[list[str], dict]:
+def _enrich_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
     """``--enrich a,b`` and ``--enrich-config FILE.json`` (``{"malware": {"clamd": "unix:/..."}}``)."""
     if not args.enrich:
         return [], {}
@@ -58,7 +58,7 @@ def _enrich_args(args: argparse.Namespace) -> tuple[list[str], dict]:
     return parse_names(args.enrich), load_config(args.enrich_config)
 
 
-def _render(fmt: str, document: dict, payloads: dict[str, bytes]) -> bytes:
+def _render(fmt: str, document: dict[str, Any], payloads: dict[str, bytes]) -> bytes:
     from core.projections import render
 
     return render(fmt, document, payloads)
@@ -153,7 +153,7 @@ def _stage_entries(path: Path) -> list[str]:
         ) from exc
 
 
-def _edge_parser(sub: argparse._SubParsersAction) -> None:
+def _edge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ep = sub.add_parser("edge", help="run the SMTP edge alone (the cloud shape: the bucket event parses)")
     ep.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:2525; MAILPIPE_LISTEN)")
     ep.add_argument("--store", help="store of the --domains domains (default file://./var/mail)")

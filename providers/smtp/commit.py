@@ -54,7 +54,10 @@ class GroupCommitter:
     def _accept_many(self, messages: list[tuple[bytes, Envelope]]) -> list[str | TransientError]:
         return accept_many(self._store(), messages)
 
-    def _finish(self, batch: list[tuple[bytes, Envelope, asyncio.Future[str]]], done: asyncio.Future) -> None:
+    def _finish(
+        self, batch: list[tuple[bytes, Envelope, asyncio.Future[str]]],
+        done: asyncio.Future[list[str | TransientError]],
+    ) -> None:
         try:
             results = done.result()
         except Exception as exc:  # a bug below: every message of the batch gets 451, none is lost
