@@ -25,7 +25,9 @@ $(STAMPS)/py-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/apt-test: deps/apt-test.txt scripts/ensure-apt.sh
+# bench/setup-postfix.sh preseeds debconf so the postfix package installs unconfigured (tests run private instances)
+$(STAMPS)/apt-test: deps/apt-test.txt scripts/ensure-apt.sh bench/setup-postfix.sh
+	bench/setup-postfix.sh
 	scripts/ensure-apt.sh deps/apt-test.txt
 	@mkdir -p $(STAMPS) && touch $@
 

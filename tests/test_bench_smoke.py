@@ -141,8 +141,8 @@ def _ingest_cells(tmp_path: Path, targets: list[str]) -> dict[str, Any]:
 
 @pytest.mark.skipif(
     _smtp_source() is None,
-    reason="smtp-source/smtp-sink come with Debian's postfix, a "
-    "benchmark-only dependency (deps/apt-bench.txt, `make bench`), not installed by `make test`",
+    reason="smtp-source/smtp-sink come with Debian's postfix (deps/apt-test.txt): run through `make test`, "
+    "which installs it",
 )
 def test_ingest_smoke_mailpipe_and_smtp_sink(tmp_path: Path) -> None:
     """One tiny cell (10 KB, concurrency 2, 10 smtp-source + 10 probe messages) against `mailpipe serve` and
@@ -160,8 +160,8 @@ def test_ingest_smoke_mailpipe_and_smtp_sink(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(
     _smtp_source() is None or shutil.which("postfix") is None or os.geteuid() != 0,
-    reason="the private Postfix instance needs Debian's postfix (deps/apt-bench.txt, `make bench`, "
-    "not `make test`) and root (postfix -c DIR start)",
+    reason="the private Postfix instance needs Debian's postfix (deps/apt-test.txt, installed by `make test`) "
+    "and root (postfix -c DIR start)",
 )
 def test_ingest_smoke_postfix(tmp_path: Path) -> None:
     """The same tiny cell against a private Postfix (queue on HOLD) next to mailpipe: the ratio is computed."""
