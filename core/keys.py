@@ -18,6 +18,8 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
+from core.errors import InvalidKey
+
 if TYPE_CHECKING:
     from core.model import Envelope
 
@@ -32,6 +34,14 @@ _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _ATT_INDEX_RE = re.compile(r"^att/[0-9a-f]{32}/([0-9]+)-")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME = 100
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if every store accepts it; raise InvalidKey for an empty, absolute, ``.``/``..`` or empty
+    segment, a NUL or a backslash. One rule for all adapters, so every store accepts the same key set."""
+    if not key or "\0" in key or "\\" in key or any(p in ("", ".", "..") for p in key.split("/")):
+        raise InvalidKey(f"invalid key {key!r}")
+    return key
 
 
 def message_id(raw: bytes, envelope: Envelope | None) -> str:

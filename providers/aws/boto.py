@@ -15,7 +15,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import (
     BackendUnavailable,
-    InvalidKey,
     MessageTooLarge,
     ObjectNotFound,
     PipelineError,
@@ -49,12 +48,6 @@ def translate(exc: Exception, what: str) -> PipelineError:
     return BackendUnavailable(f"{what}: {type(exc).__name__}")
 
 
-def check_key(key: str) -> str:
-    """Reject keys the local stores reject too, so every store accepts the same key set. Raises InvalidKey."""
-    parts = key.split("/")
-    if not key or "\0" in key or "\\" in key or any(p in ("", ".", "..") for p in parts):
-        raise InvalidKey(f"invalid key {key!r}")
-    return key
 
 
 _SESSION: Any = None

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError, MessageTooLarge, ObjectNotFound
-from providers.aws.boto import BOTO_ERRORS, check_key, error_code, make_client, send_params, translate
+from core.keys import check_key
+from providers.aws.boto import BOTO_ERRORS, error_code, make_client, send_params, translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from core.errors import BackendUnavailable, ConfigError, ObjectNotFound
-from providers.azure.sdk import check_key, make_client, translate
+from core.keys import check_key
+from providers.azure.sdk import make_client, translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -16,7 +16,7 @@ import logging
 import os
 from typing import Any
 
-from core.errors import BackendUnavailable, ConfigError, InvalidKey, ObjectNotFound, PipelineError, Throttled
+from core.errors import BackendUnavailable, ConfigError, ObjectNotFound, PipelineError, Throttled
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 # The SDK default backs off 15 s, 18 s, 24 s: longer than a function should wait on one call.
@@ -25,11 +25,6 @@ CLIENT_OPTIONS = {
 }
 
 
-def check_key(key: str) -> str:
-    """Return ``key``; raise InvalidKey for an empty, absolute, dot or empty segment."""
-    if not key or "\0" in key or "\\" in key or any(p in ("", ".", "..") for p in key.split("/")):
-        raise InvalidKey(f"invalid key {key!r}")
-    return key
 
 
 def make_client(cls: Any, account: str, service: str, **kwargs: Any) -> Any:

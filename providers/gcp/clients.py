@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from core.errors import BackendUnavailable, ConfigError, ObjectNotFound
-from providers.gcp.sdk import check_key, translate
+from core.keys import check_key
+from providers.gcp.sdk import translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -8,14 +8,7 @@ is translated.
 
 from __future__ import annotations
 
-from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound, PipelineError, Throttled
-
-
-def check_key(key: str) -> str:
-    """Return ``key``; raise InvalidKey for an empty, absolute, dot or empty segment."""
-    if not key or "\0" in key or "\\" in key or any(p in ("", ".", "..") for p in key.split("/")):
-        raise InvalidKey(f"invalid key {key!r}")
-    return key
+from core.errors import BackendUnavailable, ObjectNotFound, PipelineError, Throttled
 
 
 def translate(exc: BaseException, what: str) -> PipelineError | None:

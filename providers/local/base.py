@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import InvalidKey
 from core.keys import RAW_SUFFIX
+from core.keys import check_key as core_check_key
 
 if TYPE_CHECKING:
     from core.ports import ObjectCreatedListener
@@ -15,9 +16,7 @@ TMP_PREFIX = ".tmp-"
 
 def check_key(key: str) -> list[str]:
     """The key's path segments. Raises InvalidKey for empty, absolute, dot or temp-file segments."""
-    parts = key.split("/")
-    if not key or "\0" in key or "\\" in key or any(p in ("", ".", "..") for p in parts):
-        raise InvalidKey(f"invalid key {key!r}")
+    parts = core_check_key(key).split("/")
     if parts[-1].startswith(TMP_PREFIX):
         raise InvalidKey(f"reserved key name {key!r}")
     return parts
