@@ -144,7 +144,7 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
 
 
 class Edge:
-    """An in-process edge server (real aiosmtpd on loopback) and the store it writes to."""
+    """An in-process edge server (the real SMTP server on loopback) and the store it writes to."""
 
     def __init__(self, port: int, store: Any) -> None:
         self.port, self.store = port, store

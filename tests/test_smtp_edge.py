@@ -1,4 +1,4 @@
-"""The SMTP edge on loopback (real aiosmtpd server in a thread) driven by smtplib and raw sockets."""
+"""The SMTP edge on loopback (the real edge server in a thread) driven by smtplib and raw sockets."""
 
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ class GroupCommitter:
         return accept_many(self._store(), messages)
 
     def _finish(
-        self, batch: list[tuple[bytes, Envelope, asyncio.Future[str]]],
+        self,
+        batch: list[tuple[bytes, Envelope, asyncio.Future[str]]],
         done: asyncio.Future[list[str | TransientError]],
     ) -> None:
         try:

@@ -1,4 +1,4 @@
-"""The SMTP edge on aiosmtpd: the listener (``start_edge``, ``bind``); policy.py has the hooks.
+"""The SMTP edge: the listener (``start_edge``, ``bind``); protocol.py runs connections, policy.py decides.
 
 Replies (RFC 5321 / RFC 3463):
   250 2.0.0  queued as <id>[,<id>...]: raw bytes and envelope are durably in every recipient's store (one copy
@@ -21,9 +21,10 @@ import ssl
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
+from core.smtpsession import Session
 from core.tenants import StoreRoutes
 from providers.smtp.policy import EdgeHandler
-from providers.smtp.session import ConnectionGate, EdgeSMTP
+from providers.smtp.protocol import ConnectionGate, SMTPProtocol
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -69,23 +70,26 @@ async def start_edge(
     routes = routes_of(settings, store)
     handler = EdgeHandler(routes, settings, executor)
     gate, tls = ConnectionGate(settings.max_connections), _tls(settings)
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs full addresses at INFO
     if not routes.exact and not routes.wild:
         log.warning("local mode: no --domains given, accepting mail for any recipient domain")
 
-    def factory() -> EdgeSMTP:
-        return EdgeSMTP(
-            handler,
-            gate=gate,
-            max_line=settings.max_line_length,
-            session_timeout=settings.session_timeout,
-            data_size_limit=settings.max_message_bytes,
-            enable_SMTPUTF8=True,
+    def new_session(tls_available: bool) -> Session:
+        return Session(
             hostname=settings.hostname,
-            ident="mailpipe ESMTP",
-            tls_context=tls,
-            timeout=settings.idle_timeout,
-            loop=loop,
+            max_size=settings.max_message_bytes,
+            max_line=settings.max_line_length,
+            check_rcpt=handler.check_rcpt,
+            tls_available=tls_available,
+        )
+
+    def factory() -> SMTPProtocol:
+        return SMTPProtocol(
+            new_session,
+            handler.deliver,
+            gate=gate,
+            tls=tls,
+            idle=settings.idle_timeout,
+            total=settings.session_timeout,
         )
 
     if sock is not None:

@@ -1,4 +1,4 @@
-"""aiosmtpd hooks of the edge: recipient policy (domain -> store map, recipient limit) and the durable accept.
+"""The edge's policy: recipients (domain -> store map, recipient limit) and the durable accept.
 
 250 only after the group commit (core.ingest.accept_many) stored raw + envelope durably in every recipient's
 store; else 451.
@@ -12,7 +12,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.errors import TransientError
 from core.log import log_context
@@ -23,14 +23,15 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from core.settings import Settings
+    from core.smtpsession import Deliver
     from core.tenants import StoreRoutes
 
 log = logging.getLogger("mailpipe.edge")
 
 
 class EdgeHandler:
-    """aiosmtpd hooks: recipient policy and the durable accept (store I/O runs in ``executor``, else in one
-    writer thread per store URL, so a slow store never holds up another customer's)."""
+    """Recipient policy and the durable accept (store I/O runs in ``executor``, else in one writer thread per
+    store URL, so a slow store never holds up another customer's)."""
 
     def __init__(self, routes: StoreRoutes, settings: Settings, executor: Executor | None = None) -> None:
         self.routes, self.settings, self._executor = routes, settings, executor
@@ -42,36 +43,27 @@ class EdgeHandler:
             self._committers[url] = GroupCommitter(functools.partial(self.routes.store, url), executor)
         return self._committers[url]
 
-    def __dir__(self) -> list[str]:  # aiosmtpd looks its hooks up with dir() for every session
-        return ["handle_DATA", "handle_EHLO", "handle_RCPT"]
-
-    async def handle_EHLO(
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+    def check_rcpt(self, address: str, accepted: int) -> str | None:
+        """The refusal reply for RCPT ``address`` (``accepted`` recipients so far), or None to accept it."""
+        if accepted >= self.settings.max_recipients:
             return "452 4.5.3 Too many recipients"
         domain = address.rpartition("@")[2].lower().strip("[]")
         if self.routes.url_for(domain) is None:
             log.info("recipient refused", extra={"reason": "unknown_domain", "domain": domain})
             return "550 5.7.1 Recipient domain not served here; relaying denied"
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(options)
-        return "250 2.1.5 OK"
+        return None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def deliver(self, message: Deliver, client_ip: str | None, tls: bool) -> str:
+        """Store the message durably in every recipient's store; the reply: 250 with the ids, or 451."""
         env = Envelope(
-            mail_from="" if envelope.mail_from == "<>" else envelope.mail_from,
-            rcpt_to=tuple(envelope.rcpt_tos),
-            client_ip=session.peer[0] if session.peer else None,
-            helo=session.host_name,
-            tls=session.ssl is not None,
+            mail_from=message.mail_from,
+            rcpt_to=message.rcpt_to,
+            client_ip=client_ip,
+            helo=message.helo,
+            tls=tls,
             received_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
-        raw: bytes = envelope.original_content
+        raw = message.raw
         try:
             ids = await self._accept(raw, env)
         except Exception as exc:  # never 250 unless every copy is stored; a retry rewrites the same ids
