@@ -44,8 +44,21 @@ def smtp_source(port: int, count: int, concurrency: int, size: int, timeout: flo
     """Run Postfix's smtp-source; msgs/s = count / wall time of the whole run (``reuse``: -d, many messages
     per connection)."""
     exe = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-    cmd = [exe, *(["-d"] if reuse else []), "-s", str(concurrency), "-m", str(count), "-l", str(size),
-           "-f", "bench@client.test", "-t", f"user@{RCPT_DOMAIN}", f"127.0.0.1:{port}"]
+    cmd = [
+        exe,
+        *(["-d"] if reuse else []),
+        "-s",
+        str(concurrency),
+        "-m",
+        str(count),
+        "-l",
+        str(size),
+        "-f",
+        "bench@client.test",
+        "-t",
+        f"user@{RCPT_DOMAIN}",
+        f"127.0.0.1:{port}",
+    ]
     t0 = time.perf_counter()
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -69,9 +82,17 @@ def postfix_version() -> str | None:
     return out.stdout.strip() or None
 
 
-def run_cell(target: str, size_name: str, conc: int, counts: tuple[int, int], timeout: float,
-             reuse: bool = False) -> dict:
-    """One (target, size, concurrency) cell on a freshly started server."""
+def run_cell(
+    target: str,
+    size_name: str,
+    conc: int,
+    counts: tuple[int, int],
+    timeout: float,
+    reuse: bool = False,
+    leftovers: list[Path] | None = None,
+) -> dict:
+    """One (target, size, concurrency) cell on a freshly started server; its directory goes to ``leftovers``
+    (removed by the caller after the run) when given, else it is removed at once."""
     size = SIZES[size_name]
     cell: dict[str, Any] = {"target": target, "size": size_name, "concurrency": conc}
     server = TARGETS[target]()
@@ -86,7 +107,9 @@ def run_cell(target: str, size_name: str, conc: int, counts: tuple[int, int], ti
     except (OSError, RuntimeError, TimeoutError) as exc:
         cell["error"] = f"{type(exc).__name__}: {exc}"
     finally:
-        server.stop()
+        server.stop(keep_files=leftovers is not None)
+        if leftovers is not None:
+            leftovers.append(server.dir)
     return cell
 
 
@@ -106,16 +129,20 @@ def ratios(cells: list[dict[str, Any]]) -> dict[str, float | None]:
 
 
 def print_table(cells: list[dict[str, Any]], ratio: dict[str, float | None]) -> None:
-    print(f"\n{'target':10} {'size':>5} {'conc':>4} {'msgs/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'probe/s':>8} {'on disk':>9} {'mailpipe/postfix':>16}")
+    print(
+        f"\n{'target':10} {'size':>5} {'conc':>4} {'msgs/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'probe/s':>8} {'on disk':>9} {'mailpipe/postfix':>16}"
+    )
     for c in cells:
         src, pr = c.get("source", {}), c.get("probe", {})
         dur = c.get("durable")
         disk = "-" if dur is None else f"{dur['on_disk']}/{dur['accepted_250']}"
         r = ratio.get(f"{c['size']}/c{c['concurrency']}") if c["target"] == "mailpipe" else None
-        print(f"{c['target']:10} {c['size']:>5} {c['concurrency']:4d} {_fmt(src.get('msgs_per_s'), '8.1f')} "
-              f"{_fmt(pr.get('p50_ms'), '8.2f')} {_fmt(pr.get('p99_ms'), '8.2f')} "
-              f"{_fmt(pr.get('msgs_per_s'), '8.1f')} {disk:>9} {_fmt(r, '15.2f') + ('x' if r else ''):>16}")
+        print(
+            f"{c['target']:10} {c['size']:>5} {c['concurrency']:4d} {_fmt(src.get('msgs_per_s'), '8.1f')} "
+            f"{_fmt(pr.get('p50_ms'), '8.2f')} {_fmt(pr.get('p99_ms'), '8.2f')} "
+            f"{_fmt(pr.get('msgs_per_s'), '8.1f')} {disk:>9} {_fmt(r, '15.2f') + ('x' if r else ''):>16}"
+        )
         for err in (c.get("error"), src.get("error"), pr.get("error"), *(pr.get("error_samples") or [])):
             if err:
                 print(f"{'':10} ! {str(err).strip()[:150]}")
@@ -151,13 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     if a.messages:
         source, probe = a.messages.split(",")
         fixed = (int(source), int(probe))
-    cells = []
-    for size in a.sizes.split(","):
-        for conc in (int(c) for c in a.concurrency.split(",")):
-            for target in a.targets.split(","):
-                counts = fixed or table[size].get(conc, table[size][max(table[size])])
-                cells.append(run_cell(target, size, conc, counts, a.timeout, a.reuse_connections))
-                print(f"   {target} {size} c{conc}: done", flush=True)
+    cells: list[dict[str, Any]] = []
+    leftovers: list[Path] = []  # deleted after the last cell: mass deletions slow file creation (targets.py)
+    try:
+        for size in a.sizes.split(","):
+            for conc in (int(c) for c in a.concurrency.split(",")):
+                for target in a.targets.split(","):
+                    counts = fixed or table[size].get(conc, table[size][max(table[size])])
+                    cells.append(run_cell(target, size, conc, counts, a.timeout, a.reuse_connections, leftovers))
+                    print(f"   {target} {size} c{conc}: done", flush=True)
+    finally:
+        for directory in leftovers:
+            shutil.rmtree(directory, ignore_errors=True)
     ratio = ratios(cells)
     print_table(cells, ratio)
     checks = verdict(cells, ratio)
@@ -165,8 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in checks.items():
         print(f"  {'PASS' if v else ('n/a ' if v is None else 'FAIL')}  {k}")
     utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    doc = {"bench": "ingest", "utc": utc, "quick": a.quick, "reuse_connections": a.reuse_connections,
-           "postfix": postfix_version()}
+    doc = {
+        "bench": "ingest",
+        "utc": utc,
+        "quick": a.quick,
+        "reuse_connections": a.reuse_connections,
+        "postfix": postfix_version(),
+    }
     doc |= {"cpus": os.cpu_count(), "cells": cells, "ratios_mailpipe_over_postfix": ratio, "targets": checks}
     write_json(doc, a.out)
     return 1 if a.strict and False in checks.values() else 0

@@ -8,7 +8,10 @@
   would otherwise pace every smtpd by up to 1 s per message -- a throttle, not the cost of a durable write.
 - ``smtp-sink``: Postfix's protocol-only sink (answers 250 without storing): the ceiling for the client and
   the loopback.
-Every ``stop()`` kills what ``start()`` started (by pid / ``postfix stop``) and removes the temp dir.
+Every ``stop()`` kills what ``start()`` started (by pid / ``postfix stop``) and removes the temp dir, unless
+told to keep it: bench.ingest removes all of them after the last cell, because ext4 makes every file created
+in the minute after mass deletions pay for skipping the freed inodes (``recently_deleted`` in the inode
+allocator, measured at up to ~0.5 ms per create here), which would tax whichever target runs next.
 """
 
 from __future__ import annotations
@@ -116,7 +119,8 @@ class Target:
     def stored(self) -> int | None:
         return None
 
-    def stop(self) -> None:
+    def stop(self, keep_files: bool = False) -> None:
+        """Stop the server; remove its directory unless ``keep_files`` (the caller removes it later)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -124,15 +128,26 @@ class Target:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_files:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Mailpipe(Target):
     name = "mailpipe"
 
     def start(self) -> int:
-        cmd = [sys.executable, "-m", "handlers.cli", "serve", "--listen", f"127.0.0.1:{self.port}",
-               "--store", f"file://{self.dir}/store", "--queue", f"file://{self.dir}/queue"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "handlers.cli",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--store",
+            f"file://{self.dir}/store",
+            "--queue",
+            f"file://{self.dir}/queue",
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
         env |= {"MAILPIPE_FSYNC": "1", "MAILPIPE_LOG_LEVEL": "WARNING"}
         with open(self.dir / "serve.log", "wb") as log:
@@ -175,10 +190,10 @@ class Postfix(Target):
         q = self.dir / "queue"
         return sum(_count_files(q / d) for d in ("incoming", "active", "hold", "deferred"))
 
-    def stop(self) -> None:
+    def stop(self, keep_files: bool = False) -> None:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._postfix("stop")
-        super().stop()
+        super().stop(keep_files)
 
 
 class SmtpSink(Target):
@@ -187,8 +202,9 @@ class SmtpSink(Target):
     def start(self) -> int:
         sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        self.proc = subprocess.Popen([sink, *user, f"127.0.0.1:{self.port}", "1024"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sink, *user, f"127.0.0.1:{self.port}", "1024"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_banner(self.port, proc=self.proc)
         return self.port
 
