@@ -219,7 +219,7 @@ class Session:
             return self._error("553 5.1.7 Error: malformed sender address")
         for name, value in params:
             if name == "SIZE":
-                if not value.isdigit():
+                if not (value.isascii() and value.isdigit()):  # "²".isdigit() but int("²") raises
                     return self._error("501 5.5.4 Syntax: SIZE=<number>")
                 if int(value) > self.max_size:
                     self._reply("552 5.3.4 Message size exceeds fixed maximum message size")
@@ -228,7 +228,7 @@ class Session:
                 if value.upper() not in ("7BIT", "8BITMIME"):
                     return self._error("501 5.5.4 Error: BODY is 7BIT or 8BITMIME")
             elif name != "SMTPUTF8" or value:
-                return self._error(f"555 5.5.4 Error: MAIL parameter {name} not supported")
+                return self._error(f"555 5.5.4 Error: MAIL parameter {name!a} not supported")
         self._tx = _Transaction(address)
         self._reply("250 2.1.0 OK")
         return None
@@ -241,7 +241,7 @@ class Session:
             return self._error("501 5.5.4 Syntax: RCPT TO:<address>")
         address, params = parsed
         if params:
-            return self._error(f"555 5.5.4 Error: RCPT parameter {params[0][0]} not supported")
+            return self._error(f"555 5.5.4 Error: RCPT parameter {params[0][0]!a} not supported")
         if not address:
             return self._error("553 5.1.3 Error: malformed recipient address")
         refusal = self._check_rcpt(address, len(self._tx.rcpt_to))
@@ -365,8 +365,10 @@ def _mailbox(path: str) -> str | None:
         if not colon:
             return None
     local, at, domain = path.rpartition("@")
-    if not at or not local or not domain or any(ch.isspace() or ord(ch) < 32 or ch in "<>" for ch in domain):
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in path):  # not even in a quoted local part (qtextSMTP)
         return None
-    if not local.startswith('"') and any(ch.isspace() or ord(ch) < 32 or ch in '<>(),;:"' for ch in local):
+    if not at or not local or not domain or any(ch.isspace() or ch in "<>" for ch in domain):
+        return None
+    if not local.startswith('"') and any(ch.isspace() or ch in '<>(),;:"' for ch in local):
         return None
     return path
