@@ -53,7 +53,7 @@ class DataDecoder:
         end = buf.find(END, self._scan)
         if end < 0:
             self._scan = max(0, len(buf) - len(END) + 1)
-            if self.size > self.max_bytes:
+            if self.size - 2 > self.max_bytes:  # the last 2 bytes may be ".\r" of the end marker
                 self._discard()
             return None
         leftover = bytes(buf[end + len(END) :])
