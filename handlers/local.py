@@ -64,7 +64,6 @@ def _start_worker(settings: Settings, store: Any, *, primary: bool) -> Any:
     if isinstance(store, FolderStore):
         if primary:
             store.remove_stale_temp()
-        store.enable_spares("raw")  # the edge's hot directory: file creation off the 250 path
         backlog = functools.partial(pending, store)
         worker = WorkerProcess(parse_worker, settings, backlog=backlog, scan_first=primary)
         store.add_listener(worker.submit)

@@ -217,18 +217,23 @@ worker.wait_idle(10)
 
 
 def test_a_message_that_keeps_killing_the_worker_is_quarantined(tmp_path: Path) -> None:
+    from core.ingest import accept
     from core.keys import quarantine_key
+    from core.model import Envelope
     from providers.local.worker import MAX_CRASHES, pending
 
     store = FolderStore(tmp_path / "s")
-    bad, good = "b" * 32, "c" * 32
-    for mid in (bad, good):
-        store.put(raw_key(mid), b"Subject: x\r\n\r\nx\r\n", content_type="message/rfc822")
+    bad, good = (
+        accept(store, b"Subject: %d\r\n\r\nx\r\n" % n, Envelope(mail_from="", rcpt_to=("a@b.org",))) for n in (1, 2)
+    )
     exits = []
     for _ in range(MAX_CRASHES):
         run = subprocess.run(
             [sys.executable, "-c", _CRASHING_WORKER, str(tmp_path / "s"), bad],
-            cwd=Path(__file__).resolve().parents[1], capture_output=True, timeout=60, check=False,
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         exits.append(run.returncode)
     assert exits == [9] * MAX_CRASHES  # each start crashed on the same message

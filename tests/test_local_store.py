@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import wait_for
 from contract_store import StoreContract
 
 from core.errors import InvalidKey
@@ -14,6 +13,7 @@ from providers.local.queue import FolderQueue
 from providers.local.store import FolderStore, MemoryStore
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 
@@ -124,41 +124,107 @@ def test_symlinked_object_pointing_outside_is_not_read(tmp_path: Path) -> None:
 
 
 def test_done_log_decides_what_a_restart_reprocesses(tmp_path: Path) -> None:
+    from core.ingest import accept
     from core.keys import parsed_key, raw_key
+    from core.model import Envelope
     from providers.local.journal import DoneLog
     from providers.local.worker import pending
 
     store = FolderStore(tmp_path / "s")
-    a, b = "a" * 32, "b" * 32
-    for mid in (a, b):
-        store.put(raw_key(mid), b"x", content_type="message/rfc822")
+    a, b = sorted(accept(store, raw, Envelope(mail_from="", rcpt_to=("x@y.org",))) for raw in (b"x\r\n", b"y\r\n"))
     store.put(parsed_key(a), b"{}", content_type="application/json")  # parsed, but killed before publishing
     assert list(pending(store)) == [raw_key(a), raw_key(b)]
     DoneLog(store).add(raw_key(a))
     assert list(pending(store)) == [raw_key(b)]
 
 
-def test_spares_take_file_creation_off_the_write_path(tmp_path: Path) -> None:
-    from providers.local.spares import SPARE_PREFIX
+def test_torn_write_is_repaired_and_an_intact_object_is_kept(tmp_path: Path) -> None:
+    """if_absent links before fsync: what a power cut can leave is a strict prefix of the data (or empty)."""
+    store, raw = FolderStore(tmp_path / "s"), tmp_path / "s" / "raw"
+    created: list[str] = []
+    store.add_listener(created.append)
+    raw.mkdir(parents=True)
+    (raw / "torn.eml").write_bytes(b"Subject: x\r\n")  # prefix of the data below: a torn write of it
+    (raw / "empty.envelope.json").write_bytes(b"")
+    (raw / "other.eml").write_bytes(b"another message")  # not a prefix: an object of its own, kept
+    data = b"Subject: x\r\n\r\nbody\r\n"
+    items = [(k, data, "message/rfc822") for k in ("raw/torn.eml", "raw/empty.envelope.json", "raw/other.eml")]
+    assert store.put_many(items, if_absent=True) == [True, True, False]
+    assert [store.get(k) for k, _, _ in items] == [data, data, b"another message"]
+    assert created == ["raw/torn.eml"]  # the repaired message is announced; the kept one is not
+    assert not [p.name for p in raw.iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named-temp"])
+def test_both_write_paths_create_replace_and_clean_up(tmp_path: Path, unnamed: bool) -> None:
+    store = FolderStore(tmp_path / "s")
+    store._io._unnamed = unnamed  # the named-temp path is what a filesystem without O_TMPFILE gets
+    assert store.put_many([("raw/a.eml", b"A", ""), ("raw/b.eml", b"B", "")], if_absent=True) == [True, True]
+    assert store.put("raw/a.eml", b"other", content_type="", if_absent=True) is False
+    store.put("parsed/a.json", b"1", content_type="")
+    store.put("parsed/a.json", b"2", content_type="")  # overwrite: temp, fsync, rename
+    assert (store.get("raw/a.eml"), store.get("raw/b.eml"), store.get("parsed/a.json")) == (b"A", b"B", b"2")
+    leftovers = list((tmp_path / "s").rglob(".tmp-*"))
+    assert leftovers == []
+
+
+def test_filesystem_type_matches_findmnt(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from providers.local.durable import filesystem_type
+
+    if shutil.which("findmnt") is None:
+        pytest.skip("findmnt (util-linux) is not installed")
+    out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", str(tmp_path)], capture_output=True, text=True)
+    assert filesystem_type(tmp_path) == out.stdout.strip()
+
+
+def test_restart_scan_skips_torn_messages(tmp_path: Path) -> None:
+    from core.ingest import accept
+    from core.keys import envelope_key, raw_key
+    from core.model import Envelope
+    from providers.local.worker import pending
 
     store = FolderStore(tmp_path / "s")
-    store.enable_spares("raw", count=4)
-    raw = tmp_path / "s" / "raw"
+    env = Envelope(mail_from="a@b.org", rcpt_to=("c@d.org",), received_at="2026-11-29T00:00:00Z")
+    good = accept(store, b"Subject: good\r\n\r\nx\r\n", env)
+    torn_raw = accept(store, b"Subject: torn raw\r\n\r\nlong body\r\n", env)
+    torn_env = accept(store, b"Subject: torn envelope\r\n\r\ny\r\n", env)
+    (tmp_path / "s" / raw_key(torn_raw)).write_bytes(b"Subject: torn")  # what a power cut leaves
+    (tmp_path / "s" / envelope_key(torn_env)).write_bytes(b"")
+    assert list(pending(store)) == [raw_key(good)]
 
-    def spares() -> list[str]:
-        return sorted(p.name for p in raw.iterdir() if p.name.startswith(SPARE_PREFIX))
 
-    store.put("raw/0.eml", b"first", content_type="message/rfc822")  # creates raw/, wakes the filler
-    wait_for(lambda: len(spares()) >= 2, 10, "spares")  # refilled whenever fewer than half are left
-    used = spares()
-    for n in range(1, 4):
-        store.put(f"raw/{n}.eml", b"m%d" % n, content_type="message/rfc822")
-    assert [store.get(f"raw/{n}.eml") for n in range(4)] == [b"first", b"m1", b"m2", b"m3"]
-    assert sorted(store.list("raw/")) == [f"raw/{n}.eml" for n in range(4)]  # spares are never objects
-    assert set(used) - set(spares())  # the writes consumed spares
-    dead = raw / f"{SPARE_PREFIX}999999999.1"
-    dead.write_bytes(b"")
-    wait_for(lambda: len(spares()) >= 3, 10, "refilled spares")  # 2+ live ones and the dead one
-    live = [s for s in spares() if s != dead.name]
-    assert store.remove_stale_temp() == 1 and not dead.exists()  # a dead process's spare is swept
-    assert live and all((raw / s).exists() for s in live)  # this process's spares are kept
+def record_keys(path: str, keys: Iterator[str]) -> None:
+    """A parse-worker stand-in for WorkerProcess (runs in the spawned child): appends each key to ``path``."""
+    with open(path, "a") as out:
+        for key in keys:
+            out.write(key + "\n")
+            out.flush()
+
+
+def test_worker_process_gets_every_key_even_past_the_pipe_capacity(tmp_path: Path) -> None:
+    import time
+
+    from providers.local.process import WorkerProcess
+
+    seen = tmp_path / "seen.txt"
+    backlog = [f"raw/{n:032x}.eml" for n in range(3)]
+    worker = WorkerProcess(record_keys, str(seen), backlog=lambda: backlog, scan_first=True).start()
+    try:
+        keys = [f"raw/{n:032x}.eml" for n in range(100, 4100)]  # ~170 KB of lines: the 64 KB pipe overflows
+        started = time.monotonic()
+        for key in keys:
+            worker.submit(key)
+        assert time.monotonic() - started < 2  # submit never waits for the child
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(_lines(seen)) < len(backlog) + len(keys):
+            time.sleep(0.05)
+        assert sorted(_lines(seen)) == sorted(backlog + keys)
+    finally:
+        worker.stop()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []

@@ -1,22 +1,34 @@
-"""Durable, atomic file writes for the folder store and queue: temp file, fsync, link/rename, directory sync.
+"""Durable, atomic file writes for the folder store and queue.
 
-A name becomes visible only after its bytes are fsynced; the new names are durable once their directory is
-synced. Directory syncs are group-committed across threads, and the temp files of one batch are fsynced
-concurrently, so the journal commits them together.
+New objects (``create_many``, the edge's hot path): each file is written as an unnamed inode (``O_TMPFILE``;
+a hidden temp name where the filesystem lacks it), linked under its final name only if that name is free, and
+then fsynced. Linking first lets one journal commit carry the data and the names; on ext4, XFS and btrfs a
+link also updates the file's own inode, so that fsync makes the name durable and no directory fsync is needed
+(elsewhere the directories are synced too, group-committed). Nobody is told of a name before its fsync
+returned; if it fails the new names are removed again. A name that was already taken is checked: a torn
+write of the same data (a strict prefix, what a power cut between link and fsync can leave) is replaced,
+any other object is kept (fsynced first: its writer may have died before its own fsync). Overwrites
+(``replace``): temp file, fsync, rename, then the directory sync.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from providers.local.base import TMP_PREFIX
 
-    from providers.local.spares import SparePool
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# filesystems whose fsync of a file also commits the links made to it (they journal the link with the inode)
+LINKS_DURABLE_WITH_FILE = frozenset({"ext4", "ext3", "xfs", "btrfs"})
+_SEQ = itertools.count()  # temp names: pid + sequence, unique without a random syscall
 
 
 def fsync_dir(path: Path) -> None:
@@ -27,12 +39,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class GroupSync:
-    """Group commit of directory fsyncs: one fsync covers every entry created before it started.
+def filesystem_type(path: Path) -> str:
+    """The type of the filesystem ``path`` is on, from /proc/self/mountinfo ("" if unknown)."""
+    best, fstype, target = -1, "", str(path.resolve())
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split(" - ")
+            mount = fields[0].split()[4].replace("\\040", " ")
+            inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+            if len(fields) == 2 and inside and len(mount) > best:
+                best, fstype = len(mount), fields[1].split()[0]
+    return fstype
 
-    Concurrent writers that linked their files while a sync was running share the next one, so at
-    concurrency N a directory is synced about once per round instead of N times.
-    """
+
+class GroupSync:
+    """Group commit of directory fsyncs: one fsync covers every entry created before it started."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -61,67 +82,125 @@ class GroupSync:
 
 
 class DurableWriter:
-    """The write path of one FolderStore; ``fsync=False`` skips every sync (tests, throw-away data)."""
+    """The write path of one folder; ``fsync=False`` skips every sync (tests, throw-away data)."""
 
-    def __init__(self, fsync: bool) -> None:
+    def __init__(self, root: Path, fsync: bool) -> None:
         self.fsync = fsync
-        self.spares: SparePool | None = None
+        self._dir_syncs = fsync and filesystem_type(root) not in LINKS_DURABLE_WITH_FILE
+        # unnamed inodes get their name through /proc/self/fd; off after the first refusal of O_TMPFILE
+        self._unnamed = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
         self._dirs: set[Path] = set()
         self._dir_sync = GroupSync()
-        self._pool: ThreadPoolExecutor | None = None
 
-    def _open_temp(self, tmp: Path) -> int:
-        spare = self.spares.take(tmp.parent) if self.spares is not None else None
-        if spare is not None:
-            with contextlib.suppress(OSError):  # a vanished spare: create the file instead
-                spare.rename(tmp)
-                return os.open(tmp, os.O_WRONLY)
-        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-
-    def write_temps(self, pairs: list[tuple[Path, bytes]]) -> None:
-        fds: list[int] = []
+    def create_many(self, targets: list[tuple[Path, bytes]]) -> list[bool]:
+        """Create each file durably unless an intact one is there; per target: True if this call created it."""
+        for path, _ in targets:
+            self.mkdirs(path.parent)
+        files: list[tuple[int, Path | None]] = []
+        created: list[Path] = []
         try:
-            for tmp, data in pairs:
-                fds.append(self._open_temp(tmp))
-                with memoryview(data) as view:
-                    done = 0
-                    while done < len(view):
-                        done += os.write(fds[-1], view[done:])
-            if self.fsync and fds:  # concurrent fsyncs share one journal commit: ~1 fsync of latency, not n
-                others = [self._fsync_pool().submit(os.fsync, fd) for fd in fds[:-1]]
-                os.fsync(fds[-1])
-                for future in others:
-                    future.result()
+            for path, data in targets:
+                files.append(self._new_file(path.parent))
+                _write_all(files[-1][0], data)
+            linked = [self._link(f, path) for f, (path, _) in zip(files, targets, strict=True)]
+            created = [path for (path, _), new in zip(targets, linked, strict=True) if new]
+            self._sync_files([fd for fd, _ in files])  # after the links: one journal commit for data and names
+            for i, ((path, data), new) in enumerate(zip(targets, linked, strict=True)):
+                if not new and not self._keep_existing(path, data):
+                    self._replace_with(files[i], path)
+                    linked[i] = True
+                    created.append(path)
+            self.sync_dirs(created, always=False)
+        except OSError:
+            for path in created:  # not durable: nothing unsynced may stay visible as stored
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
         finally:
-            for fd in fds:
+            for fd, tmp in files:
                 os.close(fd)
+                if tmp is not None:
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+        return linked
 
-    def _fsync_pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(32, "mailpipe-fsync")
-        return self._pool
-
-    def link(self, tmp: Path, path: Path, if_absent: bool) -> bool:
-        if not if_absent:
+    def replace(self, path: Path, data: bytes) -> None:
+        """Write ``path`` atomically, replacing any previous version: temp file, fsync, rename, directory sync."""
+        self.mkdirs(path.parent)
+        tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}.{next(_SEQ)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, data)
+            if self.fsync:
+                os.fsync(fd)
             tmp.replace(path)
-            return True
-        try:  # link() is an atomic create-if-absent: two racing writers cannot both win
-            os.link(tmp, path)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        self.sync_dirs([path], always=True)
+
+    def _new_file(self, directory: Path) -> tuple[int, Path | None]:
+        if self._unnamed:
+            try:
+                return os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o644), None
+            except OSError:  # EOPNOTSUPP / EISDIR: this filesystem has no O_TMPFILE
+                self._unnamed = False
+        tmp = directory / f"{TMP_PREFIX}{os.getpid()}.{next(_SEQ)}"
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), tmp
+
+    def _link(self, file: tuple[int, Path | None], path: Path) -> bool:
+        """Give the file ``path`` as its name if that is free (link() is an atomic create-if-absent)."""
+        try:
+            _link_from(file, path)
         except FileExistsError:
             return False
         return True
 
-    def sync_dirs(self, created: list[Path]) -> None:
+    def _replace_with(self, file: tuple[int, Path | None], path: Path) -> None:
+        named = path.with_name(f"{TMP_PREFIX}{os.getpid()}.{next(_SEQ)}")
+        _link_from(file, named)
+        named.replace(path)
+        if self.fsync:
+            os.fsync(file[0])
+
+    def _keep_existing(self, path: Path, data: bytes) -> bool:
+        """The name was taken: keep that object (fsynced) unless it is a torn write of ``data``.
+
+        Torn means a strict prefix of ``data`` (incl. empty): what a power cut between link and fsync leaves of
+        this very write (ext4 never exposes stale blocks). Anything else is another, intact object: kept."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            existing = _read_all(fd, len(data) + 1)
+            if len(existing) < len(data) and data.startswith(existing):
+                return False
+            if self.fsync:
+                os.fsync(fd)  # its writer may have died between link and fsync: make it durable now
+            return True
+        finally:
+            os.close(fd)
+
+    def _sync_files(self, fds: list[int]) -> None:
+        """fsync every file with about one fsync of latency: their writeback is started together first, so
+        the data goes to the disk concurrently and the first fsync's journal commit covers all of them (the
+        later fsyncs find nothing left to do). Without sync_file_range (not Linux), one fsync after another."""
         if not self.fsync:
             return
-        try:
-            for directory in dict.fromkeys(p.parent for p in created):
-                self._dir_sync.sync(directory)
-        except OSError:  # not durable: take the names back so nothing unsynced is ever seen as stored
-            for path in created:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            raise
+        if _start_writeback is not None:
+            for fd in fds:
+                _start_writeback(fd)
+        for fd in reversed(fds):
+            os.fsync(fd)
+
+    def sync_dirs(self, created: list[Path], *, always: bool) -> None:
+        """Sync the directories of ``created`` names (``always``: also where file fsyncs cover the names)."""
+        if not self.fsync or not (always or self._dir_syncs):
+            return
+        for directory in dict.fromkeys(p.parent for p in created):
+            self._dir_sync.sync(directory)
 
     def mkdirs(self, directory: Path) -> None:
         if directory in self._dirs:
@@ -132,3 +211,46 @@ class DurableWriter:
             for d in missing:
                 fsync_dir(d.parent)
         self._dirs.add(directory)
+
+
+def _link_from(file: tuple[int, Path | None], name: Path) -> None:
+    """Link ``name`` to the file: from its temp name, or from the unnamed inode's /proc/self/fd entry.
+
+    ``src_dir_fd`` makes CPython call linkat(AT_SYMLINK_FOLLOW) instead of link(), which would try to link the
+    /proc symlink itself (EXDEV); the source path is absolute, so the descriptor itself is not used."""
+    fd, tmp = file
+    os.link(tmp if tmp is not None else f"/proc/self/fd/{fd}", name, src_dir_fd=fd, follow_symlinks=True)
+
+
+def _writeback_starter() -> Callable[[int], None] | None:
+    """Linux sync_file_range(SYNC_FILE_RANGE_WRITE): start writing a file's dirty pages, do not wait."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+
+    def start(fd: int) -> None:
+        if call(fd, 0, 0, 2) != 0:  # only a hint: the fsync that follows is what makes the data durable
+            pass
+
+    return start
+
+
+_start_writeback = _writeback_starter()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with memoryview(data) as view:
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:])
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit and (chunk := os.read(fd, min(1 << 20, limit - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

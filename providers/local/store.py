@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
 import time
 from pathlib import Path
@@ -19,7 +18,6 @@ from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
 from providers.local.base import TMP_PREFIX, Notifier, check_key
 from providers.local.durable import DurableWriter
 from providers.local.memory import MemoryStore
-from providers.local.spares import SPARE_PREFIX, SparePool
 
 __all__ = ["FolderStore", "MemoryStore", "check_key"]
 
@@ -29,11 +27,8 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 
-_SEQ = itertools.count()  # temp names: pid + sequence, unique without a random syscall
-
-
 class FolderStore(Notifier):
-    """Objects as files under ``root``. Writes: temp file, fsync, rename/link, fsync of the directory."""
+    """Objects as files under ``root``, written by ``durable.DurableWriter`` (fsync before anyone is told)."""
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         super().__init__()
@@ -41,7 +36,7 @@ class FolderStore(Notifier):
         self._real_root = self.root.resolve()
         self._safe_dirs: set[Path] = set()
         self.fsync = fsync
-        self._io = DurableWriter(fsync)
+        self._io = DurableWriter(self.root, fsync)
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> FolderStore:
@@ -86,33 +81,22 @@ class FolderStore(Notifier):
         return self.put_many([(key, data, content_type)], if_absent=if_absent)[0]
 
     def put_many(self, items: list[tuple[str, bytes, str]], *, if_absent: bool = False) -> list[bool]:
-        """Write ``(key, data, content_type)`` items durably, made visible in order, one sync per directory.
+        """Write ``(key, data, content_type)`` items durably; listeners fire once every item is durable.
 
-        Every temp file is written and fsynced, then linked in order, then the directories are synced (group
-        commit); listeners fire after that. If the directory sync fails the new names are removed again.
-        Raises InvalidKey, BackendUnavailable.
+        ``if_absent``: create only (an intact object already there is kept; see durable.py), every item made
+        durable by one journal commit; else each item replaces its key atomically. Returns, per item, whether
+        this call wrote it. Raises InvalidKey, BackendUnavailable.
         """
         paths = [self._path(key) for key, _, _ in items]
-        tmps = [p.with_name(f"{TMP_PREFIX}{p.name}.{os.getpid()}.{next(_SEQ)}") for p in paths]
-        todo = [not (if_absent and p.exists()) for p in paths]
         try:
-            for path, go in zip(paths, todo, strict=True):
-                if go:
-                    self._io.mkdirs(path.parent)
-            self._io.write_temps([(t, d) for (_, d, _), t, go in zip(items, tmps, todo, strict=True) if go])
-            done = [
-                go and self._io.link(tmp, path, if_absent)
-                for path, tmp, go in zip(paths, tmps, todo, strict=True)
-            ]
-            self._io.sync_dirs([p for p, d in zip(paths, done, strict=True) if d])
+            if if_absent:
+                done = self._io.create_many([(p, data) for p, (_, data, _) in zip(paths, items, strict=True)])
+            else:
+                for path, (_, data, _) in zip(paths, items, strict=True):
+                    self._io.replace(path, data)
+                done = [True] * len(items)
         except OSError as exc:
-            raise BackendUnavailable(
-                f"write {items[0][0]}: {errno.errorcode.get(exc.errno or 0, exc)}"
-            ) from exc
-        finally:
-            for tmp in tmps:
-                with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
+            raise BackendUnavailable(f"write {items[0][0]}: {errno.errorcode.get(exc.errno or 0, exc)}") from exc
         for (key, _, _), written in zip(items, done, strict=True):
             if written:
                 self.notify_created(key)
@@ -130,29 +114,14 @@ class FolderStore(Notifier):
         except OSError as exc:
             raise BackendUnavailable(f"list {prefix}: {exc.strerror}") from exc
 
-    def enable_spares(self, *subdirs: str, count: int = 32) -> None:
-        """Keep ``count`` pre-created empty files in each of ``subdirs`` (the hot write path, SparePool)."""
-        self._io.spares = SparePool([self.root.joinpath(*s.split("/")) for s in subdirs], count)
-
     def remove_stale_temp(self, older_than: float = 60.0) -> int:
-        """Delete temp files a killed writer left behind and spares of dead processes; return how many."""
+        """Delete temp files a killed writer left behind (where O_TMPFILE is missing); return how many."""
         removed, cutoff = 0, time.time() - older_than
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 path = Path(dirpath, name)
-                spare = name.startswith(SPARE_PREFIX)
                 with contextlib.suppress(OSError):
-                    if (spare and not _alive(name)) or (
-                        not spare and name.startswith(TMP_PREFIX) and path.stat().st_mtime < cutoff
-                    ):
+                    if name.startswith(TMP_PREFIX) and path.stat().st_mtime < cutoff:
                         path.unlink()
                         removed += 1
         return removed
-
-
-def _alive(spare_name: str) -> bool:
-    try:
-        os.kill(int(spare_name[len(SPARE_PREFIX) :].partition(".")[0]), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    return True  # (PermissionError: alive, someone else's; the caller skips it)

@@ -8,14 +8,16 @@ process lives, and a crash (kill -9) is recovered by the backlog scan on the nex
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from core.keys import id_from_raw_key, quarantine_key
-from core.model import dumps
+from core.errors import ObjectNotFound
+from core.keys import envelope_key, id_from_raw_key, message_id, quarantine_key
+from core.model import Envelope, dumps
 from core.pipeline import Outcome, pending_raw_keys
 from providers.local.journal import AttemptLog, DoneLog
 
@@ -148,7 +150,9 @@ def pending(store: ObjectStore) -> Iterator[str]:
     """Raw messages the local runner has not finished (crash recovery at start-up).
 
     A message on which the worker died ``MAX_CRASHES`` times is quarantined (reason ``worker_crash``) instead
-    of being retried for ever: the local counterpart of a cloud queue's dead-letter redrive.
+    of being retried for ever: the local counterpart of a cloud queue's dead-letter redrive. A message that
+    does not hash to its id is skipped: a write cut short by a power loss before its 250 (the folder store
+    links names before the fsync that makes them durable); the sender retries and the retry repairs it.
     """
     crashes = AttemptLog(store).crashes()
     for key in pending_raw_keys(store, DoneLog(store).ids()):
@@ -158,7 +162,25 @@ def pending(store: ObjectStore) -> Iterator[str]:
             store.put(quarantine_key(mid), dumps(record), content_type="application/json", if_absent=True)
             log.error("quarantined", extra={"reason": "worker_crash", "id": mid})
             continue
+        if not intact(store, key, mid):
+            log.warning("torn write skipped (never acknowledged)", extra={"reason": "torn_write", "id": mid})
+            continue
         yield key
+
+
+def intact(store: ObjectStore, key: str, mid: str) -> bool:
+    """True if the raw message and its envelope (if any) hash to ``mid`` (core.keys.message_id)."""
+    try:
+        raw = store.get(key)
+    except ObjectNotFound:
+        return False
+    try:
+        envelope: Envelope | None = Envelope.from_dict(json.loads(store.get(envelope_key(mid))))
+    except ObjectNotFound:
+        envelope = None
+    except (ValueError, TypeError, KeyError, AttributeError):  # an envelope cut short
+        return False
+    return message_id(raw, envelope) == mid
 
 
 def run_local(
