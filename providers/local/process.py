@@ -1,20 +1,24 @@
 """Run the local parse worker in a child process, so parsing never competes with the SMTP loop for the GIL.
 
-The parent's store listener forwards each created key through a multiprocessing queue (``put`` never blocks
-the edge). The child runs at a lower CPU priority, exits when the parent dies (even by kill -9), and is
+The parent's store listener forwards each created key as one line on a pipe: a non-blocking write of a few
+bytes, no feeder thread (a multiprocessing queue's feeder contends for the GIL with the SMTP loop on every
+message). Keys the pipe cannot take at once, and the start-up backlog, are written by the monitor thread.
+The child runs at a lower CPU priority, exits when the parent dies (even by kill -9), and is
 restarted if it dies itself; every (re)start scans the store for unfinished work, so no key is lost.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import logging
 import multiprocessing
 import os
-import queue
+import select
 import signal
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,7 +42,9 @@ class WorkerProcess:
         self._target, self._args, self._backlog, self._scan = target, args, backlog, scan_first
         self._ctx = multiprocessing.get_context("spawn")
         self._stopping = threading.Event()
-        self._queue: Any = None
+        self._lock = threading.Lock()
+        self._overflow: collections.deque[bytes] = collections.deque()  # lines the pipe did not take yet
+        self._pipe = -1
         self._proc: Any = None
         self._monitor = threading.Thread(target=self._watch, name="mailpipe-worker-monitor", daemon=True)
 
@@ -48,29 +54,55 @@ class WorkerProcess:
         return self
 
     def submit(self, key: str) -> None:
-        self._queue.put(key)
+        """Hand ``key`` to the child; never blocks (the key waits in memory while the pipe is full)."""
+        line = key.encode() + b"\n"
+        with self._lock:
+            if not self._overflow and _write_line(self._pipe, line):
+                return
+            self._overflow.append(line)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the child to finish its current key and exit; unfinished keys wait for the next start."""
         self._stopping.set()
-        self._queue.put(None)
+        with self._lock:
+            self._overflow.clear()
+            self._overflow.append(b"\n")  # the stop line
+        self._flush(timeout)
         self._proc.join(timeout)
         if self._proc.is_alive():
             self._proc.terminate()
             self._proc.join(5)
 
     def _spawn(self) -> None:
-        self._queue = self._ctx.Queue()  # new keys go here from now on; older ones are in the backlog
-        args = (self._target, self._args, self._queue, os.getpid())
+        reader, writer = self._ctx.Pipe(duplex=False)  # POSIX: a plain pipe; only its descriptors are used
+        os.set_blocking(writer.fileno(), False)
+        args = (self._target, self._args, reader, os.getpid())
         self._proc = self._ctx.Process(target=_child_main, args=args, name="mailpipe-parse", daemon=True)
         self._proc.start()
-        for key in self._backlog() if self._scan else ():
-            self._queue.put(key)
+        reader.close()
+        with self._lock:  # new keys go to the new pipe from now on; older ones are in the backlog
+            old, self._writer, self._pipe = getattr(self, "_writer", None), writer, writer.fileno()
+            self._overflow.clear()
+        backlog = [key.encode() + b"\n" for key in (self._backlog() if self._scan else ())]  # (a store scan)
+        with self._lock:
+            self._overflow.extendleft(reversed(backlog))
+        if old is not None:
+            old.close()
         self._scan = True
+
+    def _flush(self, seconds: float) -> None:
+        """Write waiting lines for up to ``seconds`` (blocking in select, never in the caller of submit)."""
+        deadline = time.monotonic() + seconds
+        while self._overflow and time.monotonic() < deadline:
+            select.select([], [self._pipe], [], max(0.0, deadline - time.monotonic()))
+            with self._lock:
+                while self._overflow and _write_line(self._pipe, self._overflow[0]):
+                    self._overflow.popleft()
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
-            self._proc.join(0.5)
+            self._flush(0.5)
+            self._proc.join(0.5 if not self._overflow else 0)
             if self._proc.exitcode is not None and not self._stopping.is_set():
                 log.warning(
                     "parse worker died, restarting",
@@ -110,12 +142,26 @@ def _child_main(target: Callable[..., None], args: tuple[Any, ...], keys: Any, p
     target(*args, _keys(keys, parent))
 
 
-def _keys(keys: Any, parent: int) -> Iterator[str]:
+def _write_line(fd: int, line: bytes) -> bool:
+    """One line, all or nothing (a pipe write of at most PIPE_BUF bytes is atomic); False if the pipe is full."""
+    try:
+        os.write(fd, line)
+    except (BlockingIOError, BrokenPipeError):  # full; or the child is gone (its restart rescans the store)
+        return False
+    return True
+
+
+def _keys(reader: Any, parent: int) -> Iterator[str]:
+    """The keys the parent writes, a line each; ends at the empty stop line, at EOF or when the parent died."""
+    fd, pending = reader.fileno(), b""
     while os.getppid() == parent:  # the parent died (kill -9): stop, the next start recovers the work
-        try:
-            key = keys.get(timeout=0.5)
-        except queue.Empty:
+        if not select.select([fd], [], [], 0.5)[0]:
             continue
-        if key is None:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             return
-        yield key
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            if not line:
+                return
+            yield line.decode()

@@ -31,12 +31,20 @@ class GroupCommitter:
     (core.tenants.StoreRoutes) never blocks the event loop, and failing to open it is a 451, not a crash.
     """
 
-    def __init__(self, store: Callable[[], ObjectStore], executor: Executor) -> None:
-        self._store, self._executor = store, executor
+    def __init__(
+        self, store: Callable[[], ObjectStore], executor: Executor, inline: Callable[[], bool] | None = None
+    ) -> None:
+        self._store, self._executor, self._inline = store, executor, inline
         self._pending: list[tuple[bytes, Envelope, asyncio.Future[str]]] = []
         self._busy = False
 
     async def accept(self, raw: bytes, envelope: Envelope) -> str:
+        if not self._busy and self._inline is not None and self._inline():
+            # a local store and no other session to serve: write on the loop, skipping two thread hand-offs
+            (result,) = self._accept_many([(raw, envelope)])
+            if isinstance(result, Exception):
+                raise result
+            return result
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((raw, envelope, future))
         if not self._busy:

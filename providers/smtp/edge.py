@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -68,8 +69,10 @@ async def start_edge(
     host, _, port = settings.listen.rpartition(":")
     # one writer thread per store: the group committer sends it whole batches (their fsyncs run in parallel)
     routes = routes_of(settings, store)
-    handler = EdgeHandler(routes, settings, executor)
     gate, tls = ConnectionGate(settings.max_connections), _tls(settings)
+    handler = EdgeHandler(
+        routes, settings, executor, alone=None if os.environ.get("NOINLINE") else (lambda: gate.active <= 1)
+    )
     if not routes.exact and not routes.wild:
         log.warning("local mode: no --domains given, accepting mail for any recipient domain")
 

@@ -20,6 +20,7 @@ from core.model import Envelope
 from providers.smtp.commit import GroupCommitter
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Executor
 
     from core.settings import Settings
@@ -27,20 +28,30 @@ if TYPE_CHECKING:
     from core.tenants import StoreRoutes
 
 log = logging.getLogger("mailpipe.edge")
+LOCAL_SCHEMES = ("file:", "memory:")
 
 
 class EdgeHandler:
     """Recipient policy and the durable accept (store I/O runs in ``executor``, else in one writer thread per
     store URL, so a slow store never holds up another customer's)."""
 
-    def __init__(self, routes: StoreRoutes, settings: Settings, executor: Executor | None = None) -> None:
-        self.routes, self.settings, self._executor = routes, settings, executor
+    def __init__(
+        self,
+        routes: StoreRoutes,
+        settings: Settings,
+        executor: Executor | None = None,
+        alone: Callable[[], bool] | None = None,
+    ) -> None:
+        self.routes, self.settings, self._executor, self._alone = routes, settings, executor, alone
         self._committers: dict[str, GroupCommitter] = {}
 
     def committer(self, url: str) -> GroupCommitter:
+        """The group committer of a store; a local store's is written on the event loop while ``alone()`` says
+        only one session is open (the hand-offs to and from the writer thread cost more than they save)."""
         if url not in self._committers:
             executor = self._executor or ThreadPoolExecutor(1, f"mailpipe-store-{len(self._committers)}")
-            self._committers[url] = GroupCommitter(functools.partial(self.routes.store, url), executor)
+            inline = self._alone if url.startswith(LOCAL_SCHEMES) else None
+            self._committers[url] = GroupCommitter(functools.partial(self.routes.store, url), executor, inline)
         return self._committers[url]
 
     def check_rcpt(self, address: str, accepted: int) -> str | None:
