@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,7 +16,6 @@ from providers.local.store import FolderStore, MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 
 class TestFolderStore(StoreContract):
@@ -156,9 +157,11 @@ def test_torn_write_is_repaired_and_an_intact_object_is_kept(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named-temp"])
-def test_both_write_paths_create_replace_and_clean_up(tmp_path: Path, unnamed: bool) -> None:
+@pytest.mark.parametrize("link_first", [True, False], ids=["link-then-fsync", "fsync-then-link"])
+def test_every_write_path_creates_replaces_and_cleans_up(tmp_path: Path, unnamed: bool, link_first: bool) -> None:
     store = FolderStore(tmp_path / "s")
     store._io._unnamed = unnamed  # the named-temp path is what a filesystem without O_TMPFILE gets
+    store._io._link_first = link_first  # link-then-fsync is what journalled ext4, XFS and btrfs get
     assert store.put_many([("raw/a.eml", b"A", ""), ("raw/b.eml", b"B", "")], if_absent=True) == [True, True]
     assert store.put("raw/a.eml", b"other", content_type="", if_absent=True) is False
     store.put("parsed/a.json", b"1", content_type="")
@@ -168,16 +171,22 @@ def test_both_write_paths_create_replace_and_clean_up(tmp_path: Path, unnamed: b
     assert leftovers == []
 
 
-def test_filesystem_type_matches_findmnt(tmp_path: Path) -> None:
+def test_mount_and_journal_detection_match_the_system(tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from providers.local.durable import filesystem_type
+    from providers.local.durable import mount_of, names_durable_with_file
 
     if shutil.which("findmnt") is None:
         pytest.skip("findmnt (util-linux) is not installed")
-    out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", str(tmp_path)], capture_output=True, text=True)
-    assert filesystem_type(tmp_path) == out.stdout.strip()
+    cmd = ["findmnt", "-n", "-o", "FSTYPE,MAJ:MIN", "--target", str(tmp_path)]
+    fstype, device = subprocess.run(cmd, capture_output=True, text=True).stdout.split()
+    assert mount_of(tmp_path) == (fstype, device)
+    journals = [p.name for p in Path("/proc/fs/jbd2").iterdir()] if Path("/proc/fs/jbd2").is_dir() else []
+    device_name = Path(os.path.realpath(f"/sys/dev/block/{device}")).name
+    journalled = any(j.startswith(f"{device_name}-") for j in journals)
+    expected = fstype in ("xfs", "btrfs") or (fstype in ("ext3", "ext4") and journalled)
+    assert names_durable_with_file(tmp_path) is expected
 
 
 def test_restart_scan_skips_torn_messages(tmp_path: Path) -> None:

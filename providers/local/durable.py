@@ -1,14 +1,16 @@
 """Durable, atomic file writes for the folder store and queue.
 
 New objects (``create_many``, the edge's hot path): each file is written as an unnamed inode (``O_TMPFILE``;
-a hidden temp name where the filesystem lacks it), linked under its final name only if that name is free, and
-then fsynced. Linking first lets one journal commit carry the data and the names; on ext4, XFS and btrfs a
-link also updates the file's own inode, so that fsync makes the name durable and no directory fsync is needed
-(elsewhere the directories are synced too, group-committed). Nobody is told of a name before its fsync
-returned; if it fails the new names are removed again. A name that was already taken is checked: a torn
-write of the same data (a strict prefix, what a power cut between link and fsync can leave) is replaced,
-any other object is kept (fsynced first: its writer may have died before its own fsync). Overwrites
-(``replace``): temp file, fsync, rename, then the directory sync.
+a hidden temp name where the filesystem lacks it) and linked under its final name only if that name is free.
+Where an fsync of a file also makes its new links durable (journalled ext3/ext4, XFS, btrfs: the link is
+journalled with the file's own inode) the files are linked first and then fsynced, so one journal commit
+carries data and names and no directory fsync is needed. Elsewhere (e.g. ext4 without a journal) the data is
+fsynced, then linked, then the directories are synced (group-committed). The writeback of all files of a
+batch is started together (sync_file_range), so their fsyncs cost about one. Nobody is told of a name before
+it is durable; if a sync fails the new names are removed again. A name that was already taken is checked: a
+torn write of the same data (a strict prefix, what a power cut between link and fsync can leave) is
+replaced, any other object is kept (fsynced first: its writer may have died before its own fsync).
+Overwrites (``replace``): temp file, fsync, rename, then the directory sync.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from providers.local.base import TMP_PREFIX
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# filesystems whose fsync of a file also commits the links made to it (they journal the link with the inode)
-LINKS_DURABLE_WITH_FILE = frozenset({"ext4", "ext3", "xfs", "btrfs"})
 _SEQ = itertools.count()  # temp names: pid + sequence, unique without a random syscall
 
 
@@ -39,17 +39,34 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def filesystem_type(path: Path) -> str:
-    """The type of the filesystem ``path`` is on, from /proc/self/mountinfo ("" if unknown)."""
-    best, fstype, target = -1, "", str(path.resolve())
+def mount_of(path: Path) -> tuple[str, str]:
+    """(filesystem type, "major:minor") of the mount ``path`` is on, from /proc/self/mountinfo ("" if unknown)."""
+    best, found, target = -1, ("", ""), str(path.resolve())
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             fields = line.split(" - ")
-            mount = fields[0].split()[4].replace("\\040", " ")
+            head = fields[0].split()
+            mount = head[4].replace("\\040", " ")
             inside = target == mount or target.startswith(mount.rstrip("/") + "/")
             if len(fields) == 2 and inside and len(mount) > best:
-                best, fstype = len(mount), fields[1].split()[0]
-    return fstype
+                best, found = len(mount), (fields[1].split()[0], head[2])
+    return found
+
+
+def names_durable_with_file(path: Path) -> bool:
+    """True where an fsync of a file also makes the links made to it durable: XFS and btrfs, and ext3/ext4
+    with a journal (a link is journalled with the file's inode, and the file's fsync commits that
+    transaction). ext4 without a journal (it exists: /proc/fs/jbd2 lists no journal for it) does not."""
+    fstype, device = mount_of(path)
+    if fstype in ("xfs", "btrfs"):
+        return True
+    if fstype not in ("ext3", "ext4"):
+        return False
+    try:
+        name = Path(os.path.realpath(f"/sys/dev/block/{device}")).name
+        return any(entry.name.startswith(f"{name}-") for entry in Path("/proc/fs/jbd2").iterdir())
+    except OSError:
+        return False
 
 
 class GroupSync:
@@ -86,7 +103,10 @@ class DurableWriter:
 
     def __init__(self, root: Path, fsync: bool) -> None:
         self.fsync = fsync
-        self._dir_syncs = fsync and filesystem_type(root) not in LINKS_DURABLE_WITH_FILE
+        # link before the fsync (one journal commit for data and names) only where that fsync covers the names;
+        # elsewhere the data is fsynced before it is linked, and the directories are synced after
+        self._link_first = names_durable_with_file(root)
+        self._dir_syncs = fsync and not self._link_first
         # unnamed inodes get their name through /proc/self/fd; off after the first refusal of O_TMPFILE
         self._unnamed = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
         self._dirs: set[Path] = set()
@@ -102,9 +122,12 @@ class DurableWriter:
             for path, data in targets:
                 files.append(self._new_file(path.parent))
                 _write_all(files[-1][0], data)
+            if not self._link_first:
+                self._sync_files([fd for fd, _ in files])
             linked = [self._link(f, path) for f, (path, _) in zip(files, targets, strict=True)]
             created = [path for (path, _), new in zip(targets, linked, strict=True) if new]
-            self._sync_files([fd for fd, _ in files])  # after the links: one journal commit for data and names
+            if self._link_first:
+                self._sync_files([fd for fd, _ in files])
             for i, ((path, data), new) in enumerate(zip(targets, linked, strict=True)):
                 if not new and not self._keep_existing(path, data):
                     self._replace_with(files[i], path)
