@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,6 +14,7 @@ from providers.local.store import FolderStore, MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 class TestFolderStore(StoreContract):
@@ -182,10 +181,7 @@ def test_mount_and_journal_detection_match_the_system(tmp_path: Path) -> None:
     cmd = ["findmnt", "-n", "-o", "FSTYPE,MAJ:MIN", "--target", str(tmp_path)]
     fstype, device = subprocess.run(cmd, capture_output=True, text=True).stdout.split()
     assert mount_of(tmp_path) == (fstype, device)
-    journals = [p.name for p in Path("/proc/fs/jbd2").iterdir()] if Path("/proc/fs/jbd2").is_dir() else []
-    device_name = Path(os.path.realpath(f"/sys/dev/block/{device}")).name
-    journalled = any(j.startswith(f"{device_name}-") for j in journals)
-    expected = fstype in ("xfs", "btrfs") or (fstype in ("ext3", "ext4") and journalled)
+    expected = fstype in ("ext3", "ext4", "xfs", "btrfs")
     assert names_durable_with_file(tmp_path) is expected
 
 

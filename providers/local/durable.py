@@ -2,10 +2,10 @@
 
 New objects (``create_many``, the edge's hot path): each file is written as an unnamed inode (``O_TMPFILE``;
 a hidden temp name where the filesystem lacks it) and linked under its final name only if that name is free.
-Where an fsync of a file also makes its new links durable (journalled ext3/ext4, XFS, btrfs: the link is
-journalled with the file's own inode) the files are linked first and then fsynced, so one journal commit
-carries data and names and no directory fsync is needed. Elsewhere (e.g. ext4 without a journal) the data is
-fsynced, then linked, then the directories are synced (group-committed). The writeback of all files of a
+Where an fsync of a file after its link also makes the new name durable (ext3/ext4 with or without a journal,
+XFS, btrfs: ``names_durable_with_file``) the files are linked first and then fsynced: one journal commit (or
+one parent-directory write) carries data and names, no directory fsync. Elsewhere the data is fsynced, then
+linked, then the directories are synced (group-committed). The writeback of all files of a
 batch is started together (sync_file_range), so their fsyncs cost about one. Nobody is told of a name before
 it is durable; if a sync fails the new names are removed again. A name that was already taken is checked: a
 torn write of the same data (a strict prefix, what a power cut between link and fsync can leave) is
@@ -54,19 +54,12 @@ def mount_of(path: Path) -> tuple[str, str]:
 
 
 def names_durable_with_file(path: Path) -> bool:
-    """True where an fsync of a file also makes the links made to it durable: XFS and btrfs, and ext3/ext4
-    with a journal (a link is journalled with the file's inode, and the file's fsync commits that
-    transaction). ext4 without a journal (it exists: /proc/fs/jbd2 lists no journal for it) does not."""
-    fstype, device = mount_of(path)
-    if fstype in ("xfs", "btrfs"):
-        return True
-    if fstype not in ("ext3", "ext4"):
-        return False
-    try:
-        name = Path(os.path.realpath(f"/sys/dev/block/{device}")).name
-        return any(entry.name.startswith(f"{name}-") for entry in Path("/proc/fs/jbd2").iterdir())
-    except OSError:
-        return False
+    """True where an fsync of a file after linking it also makes the new name durable.
+
+    ext3/ext4 mark an inode on every new directory entry (EXT4_STATE_NEWENTRY, set by ext4_add_entry) and its
+    fsync then commits the journal transaction holding the link, or, without a journal, syncs the parent
+    directory itself (ext4_sync_parent); XFS and btrfs log the link with the inode the fsync forces out."""
+    return mount_of(path)[0] in ("ext3", "ext4", "xfs", "btrfs")
 
 
 class GroupSync:
