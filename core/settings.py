@@ -35,6 +35,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "MAILPIPE_HOSTNAME": ("hostname", str),
     "MAILPIPE_FSYNC": ("fsync", bool),
     "MAILPIPE_EDGE_PROCESSES": ("edge_processes", int),
+    "MAILPIPE_EVENT_LOOP": ("event_loop", str),
     "MAILPIPE_LOG_LEVEL": ("log_level", str),
     "MAILPIPE_RULES": ("rules_file", str),
     "MAILPIPE_ENRICHERS": ("enrichers", tuple),
@@ -61,6 +62,7 @@ class Settings:
     hostname: str = "mailpipe.local"
     fsync: bool = True
     edge_processes: int = 0  # `mailpipe serve` SMTP processes sharing the listen socket; 0: one per CPU
+    event_loop: str = "auto"  # the edge's asyncio loop: auto (uvloop when installed), uvloop, asyncio
     log_level: str = "INFO"
     rules_file: str | None = None  # routing rules YAML (docs/rules.md); None: no routing
     enrichers: tuple[str, ...] = ()  # enricher names, run in order after parsing (docs/enrichers.md)
@@ -73,6 +75,8 @@ class Settings:
                 raise ConfigError(f"{f} must be >= 1")
         if self.edge_processes < 0:
             raise ConfigError("edge_processes must be >= 0")
+        if self.event_loop not in ("auto", "uvloop", "asyncio"):
+            raise ConfigError(f"event_loop must be auto, uvloop or asyncio, not {self.event_loop!r}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together")
         if ":" not in self.listen:

@@ -21,7 +21,7 @@ from providers import QUEUES, open_publisher, open_store
 from providers.local.process import WorkerProcess, spawn
 from providers.local.store import FolderStore
 from providers.local.worker import Pacer, pending, run_local
-from providers.smtp.edge import bind, routes_of, start_edge
+from providers.smtp.edge import bind, routes_of, run_loop, start_edge
 
 if TYPE_CHECKING:
     import socket
@@ -41,7 +41,7 @@ def serve(settings: Settings) -> int:
     settings = replace(settings, max_connections=-(-settings.max_connections // count))  # split the limit
     worker = _start_worker(settings, store, primary=True)
     helpers = [spawn(_helper, settings, sock, name=f"mailpipe-edge-{n}") for n in range(1, count)]
-    asyncio.run(_edge_until_signal(settings, store, sock))
+    run_loop(_edge_until_signal(settings, store, sock), settings)
     for proc in helpers:
         proc.terminate()  # SIGTERM: stop accepting, finish the sessions' writes, stop the worker
     if worker is not None:
@@ -56,7 +56,7 @@ def _helper(settings: Settings, sock: socket.socket) -> None:
     configure(settings.log_level)
     store = open_store(settings.store_url, settings)
     worker = _start_worker(settings, store, primary=False)
-    asyncio.run(_edge_until_signal(settings, store, sock))
+    run_loop(_edge_until_signal(settings, store, sock), settings)
     worker.stop()
 
 

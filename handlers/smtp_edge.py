@@ -5,7 +5,6 @@ recipients; 550 domain not served (never relays); 552 too big; 554 bare CR/LF, l
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from core.log import configure
@@ -13,7 +12,7 @@ from core.settings import Settings  # noqa: TC001 - the entry point's one input
 from core.tenants import StoreRoutes
 from handlers.cli import main
 from providers import check_store_url, open_store
-from providers.smtp.edge import serve_until_signal
+from providers.smtp.edge import run_loop, serve_until_signal
 
 
 def run(settings: Settings) -> int:
@@ -22,7 +21,7 @@ def run(settings: Settings) -> int:
     routes = StoreRoutes(settings.store_map(), settings.store_url, lambda url: open_store(url, settings))
     for url in routes.urls:
         check_store_url(url)
-    asyncio.run(serve_until_signal(settings, routes))
+    run_loop(serve_until_signal(settings, routes), settings)
     return 0
 
 

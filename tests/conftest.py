@@ -156,10 +156,16 @@ class Edge:
         return sorted(k for k in self.store.list("raw/") if k.endswith(".eml"))
 
 
-@pytest.fixture
-def edge() -> Iterator[Callable[..., Edge]]:
-    """Factory: start the edge with Settings overrides on a private event loop thread."""
+@pytest.fixture(params=["asyncio", "uvloop"])
+def edge(request: pytest.FixtureRequest) -> Iterator[Callable[..., Edge]]:
+    """Factory: start the edge with Settings overrides on a private event loop thread (each test runs on
+    asyncio's loop and on uvloop, the edge's default when installed)."""
     loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Server, threading.Thread]] = []
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop", reason="uvloop not installed (mailpipe[smtp] on Linux/macOS)")
+        new_loop: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    else:
+        new_loop = asyncio.new_event_loop
 
     def start(store: Any = None, **overrides: Any) -> Edge:
         from core.settings import Settings
@@ -168,7 +174,7 @@ def edge() -> Iterator[Callable[..., Edge]]:
 
         store = store if store is not None else MemoryStore(f"edge-{uuid.uuid4().hex}")
         cfg = Settings.from_env({}, **{"listen": "127.0.0.1:0", "domains": ("example.com",), **overrides})
-        loop = asyncio.new_event_loop()
+        loop = new_loop()
         server = loop.run_until_complete(start_edge(cfg, store))
         thread = threading.Thread(target=loop.run_forever, daemon=True)
         thread.start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from core.smtpsession import Close, Deliver, Session
 
@@ -63,11 +63,10 @@ class SMTPProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast("asyncio.Transport", transport)  # (uvloop's is not an asyncio.Transport subclass)
         if not self._gate.enter():
-            transport.write(BUSY_REPLY)
-            transport.close()
+            self._transport.write(BUSY_REPLY)
+            self._transport.close()
             return
         self._admitted = True
         peer = transport.get_extra_info("peername")
@@ -78,7 +77,7 @@ class SMTPProtocol(asyncio.Protocol):
             self._loop.call_later(self._idle, self._idle_check),
             self._loop.call_later(self._total, self._timeout),
         ]
-        transport.write(self._session.greeting())
+        self._transport.write(self._session.greeting())
 
     def data_received(self, data: bytes) -> None:
         self._last = self._loop.time()
