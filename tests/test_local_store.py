@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -183,6 +184,24 @@ def test_mount_and_journal_detection_match_the_system(tmp_path: Path) -> None:
     assert mount_of(tmp_path) == (fstype, device)
     expected = fstype in ("ext3", "ext4", "xfs", "btrfs")
     assert names_durable_with_file(tmp_path) is expected
+
+
+def test_a_retry_that_repairs_a_torn_envelope_announces_the_message(tmp_path: Path) -> None:
+    from core.ingest import accept
+    from core.keys import envelope_key
+    from core.model import Envelope
+
+    store = FolderStore(tmp_path / "s")
+    env = Envelope(mail_from="a@b.org", rcpt_to=("c@d.org",))
+    mid = accept(store, b"Subject: x\r\n\r\nx\r\n", env)
+    (tmp_path / "s" / envelope_key(mid)).write_bytes(b"")  # torn by a power cut; the .eml made it
+    created: list[str] = []
+    store.add_listener(created.append)
+    assert accept(store, b"Subject: x\r\n\r\nx\r\n", env) == mid  # the sender's retry
+    assert created == [f"raw/{mid}.eml"]
+    assert Envelope.from_dict(json.loads(store.get(envelope_key(mid)))) == env
+    accept(store, b"Subject: x\r\n\r\nx\r\n", env)  # an ordinary retry: nothing new, nothing announced
+    assert created == [f"raw/{mid}.eml"]
 
 
 def test_restart_scan_skips_torn_messages(tmp_path: Path) -> None:

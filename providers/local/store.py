@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
+from core.keys import ENVELOPE_SUFFIX, RAW_SUFFIX
 from providers.local.base import TMP_PREFIX, Notifier, check_key
 from providers.local.durable import DurableWriter
 from providers.local.memory import MemoryStore
@@ -97,8 +98,11 @@ class FolderStore(Notifier):
                 done = [True] * len(items)
         except OSError as exc:
             raise BackendUnavailable(f"write {items[0][0]}: {errno.errorcode.get(exc.errno or 0, exc)}") from exc
+        # a message whose envelope this call (re)wrote is announced even if its .eml was already there intact:
+        # a torn envelope repaired by the sender's retry (durable.py), else it would wait for a restart
+        envelopes = {key.removesuffix(ENVELOPE_SUFFIX) for (key, _, _), w in zip(items, done, strict=True) if w}
         for (key, _, _), written in zip(items, done, strict=True):
-            if written:
+            if written or key.removesuffix(RAW_SUFFIX) in envelopes:
                 self.notify_created(key)
         return done
 
