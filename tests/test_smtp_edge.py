@@ -399,3 +399,14 @@ def test_bare_cr_lf_is_refused_exactly_when_a_cr_or_lf_is_not_part_of_crlf(parts
     if leftover != b"":  # an end marker inside the data ended it earlier: nothing more to check here
         return
     assert (decoder.error is DataError.BARE_NEWLINE) == bare
+
+
+def test_a_client_that_never_reads_its_replies_is_not_read_from(edge: Callable[..., Edge]) -> None:
+    e = edge()
+    with socket.create_connection(("127.0.0.1", e.port), timeout=10) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # replies back up at once
+        assert s.recv(1024).startswith(b"220")
+        s.settimeout(3)
+        flood = b"NOOP\r\n" * 4_000_000  # 24 MB of commands, 56 MB of replies if all were answered
+        with pytest.raises(TimeoutError):  # the server stopped reading: our send blocks
+            s.sendall(flood)

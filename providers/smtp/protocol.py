@@ -4,6 +4,7 @@ No stream reader and no task per command: bytes go straight into the session, al
 batch leave in one write, and only a delivery (the durable store write) or a STARTTLS upgrade waits. Reading
 pauses while either is pending, so a pipelining client cannot queue unbounded input. Timeouts: ``idle``
 (silence, measured from the last bytes received) and ``session`` (the whole connection); both answer 421.
+A client that does not read its replies is not read from either (``pause_writing``): replies never pile up.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class SMTPProtocol(asyncio.Protocol):
         self._idle, self._total = idle, total
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        self._admitted = False
+        self._admitted = self._write_paused = False
         self._last = 0.0
         self._timers: list[asyncio.TimerHandle] = []
         self._task: asyncio.Task[None] | None = None
@@ -85,6 +86,18 @@ class SMTPProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         return False  # the client half-closed: close our side too
+
+    def pause_writing(self) -> None:
+        """The client does not read its replies: stop reading its commands (no unbounded reply buffer)."""
+        self._write_paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._transport is not None and not self._session.blocked:
+            with contextlib.suppress(RuntimeError):
+                self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -132,8 +145,9 @@ class SMTPProtocol(asyncio.Protocol):
     def _resume(self, step: Step) -> None:
         if self._transport is None:
             return
-        with contextlib.suppress(RuntimeError):  # resume_reading on a transport being closed
-            self._transport.resume_reading()
+        if not self._write_paused:
+            with contextlib.suppress(RuntimeError):  # resume_reading on a transport being closed
+                self._transport.resume_reading()
         self._apply(step)
 
     def _idle_check(self) -> None:
