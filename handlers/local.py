@@ -64,6 +64,7 @@ def _start_worker(settings: Settings, store: Any, *, primary: bool) -> Any:
     if isinstance(store, FolderStore):
         if primary:
             store.remove_stale_temp()
+        store.preallocate("raw")  # the edge's hot directory: inode allocation off the 250 path
         backlog = functools.partial(pending, store)
         worker = WorkerProcess(parse_worker, settings, backlog=backlog, scan_first=primary)
         store.add_listener(worker.submit)

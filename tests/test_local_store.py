@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -160,7 +161,7 @@ def test_torn_write_is_repaired_and_an_intact_object_is_kept(tmp_path: Path) -> 
 @pytest.mark.parametrize("link_first", [True, False], ids=["link-then-fsync", "fsync-then-link"])
 def test_every_write_path_creates_replaces_and_cleans_up(tmp_path: Path, unnamed: bool, link_first: bool) -> None:
     store = FolderStore(tmp_path / "s")
-    store._io._unnamed = unnamed  # the named-temp path is what a filesystem without O_TMPFILE gets
+    store._io.unnamed = unnamed  # the named-temp path is what a filesystem without O_TMPFILE gets
     store._io._link_first = link_first  # link-then-fsync is what journalled ext4, XFS and btrfs get
     assert store.put_many([("raw/a.eml", b"A", ""), ("raw/b.eml", b"B", "")], if_absent=True) == [True, True]
     assert store.put("raw/a.eml", b"other", content_type="", if_absent=True) is False
@@ -252,3 +253,25 @@ def test_worker_process_gets_every_key_even_past_the_pipe_capacity(tmp_path: Pat
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def test_preallocated_unnamed_files_are_used_and_leave_nothing_behind(tmp_path: Path) -> None:
+    import time
+
+    store = FolderStore(tmp_path / "s")
+    store.put("raw/first.eml", b"1", content_type="", if_absent=True)  # creates raw/
+    store.preallocate("raw", count=4)
+    pool = store._io.inodes
+    assert pool is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(pool._fds[tmp_path / "s" / "raw"]) < 4:
+        time.sleep(0.02)
+    ready = {os.fstat(fd).st_ino for fd in pool._fds[tmp_path / "s" / "raw"]}
+    assert len(ready) == 4
+    for n in range(6):  # more than the pool holds: it refills, or the write path opens its own
+        assert store.put(f"raw/{n}.eml", b"x%d" % n, content_type="", if_absent=True) is True
+    written = {(tmp_path / "s" / "raw" / f"{n}.eml").stat().st_ino for n in range(6)}
+    assert ready <= written  # the pre-opened files became the new objects
+    assert sorted(p.name for p in (tmp_path / "s" / "raw").iterdir()) == sorted(
+        ["first.eml", *(f"{n}.eml" for n in range(6))]
+    )  # unnamed files never show up as entries

@@ -28,6 +28,8 @@ from providers.local.base import TMP_PREFIX
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from providers.local.inodes import InodePool
+
 _SEQ = itertools.count()  # temp names: pid + sequence, unique without a random syscall
 
 
@@ -101,9 +103,10 @@ class DurableWriter:
         self._link_first = names_durable_with_file(root)
         self._dir_syncs = fsync and not self._link_first
         # unnamed inodes get their name through /proc/self/fd; off after the first refusal of O_TMPFILE
-        self._unnamed = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
+        self.unnamed = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
         self._dirs: set[Path] = set()
         self._dir_sync = GroupSync()
+        self.inodes: InodePool | None = None  # unnamed files opened ahead of time (FolderStore.preallocate)
 
     def create_many(self, targets: list[tuple[Path, bytes]]) -> list[bool]:
         """Create each file durably unless an intact one is there; per target: True if this call created it."""
@@ -157,11 +160,14 @@ class DurableWriter:
         self.sync_dirs([path], always=True)
 
     def _new_file(self, directory: Path) -> tuple[int, Path | None]:
-        if self._unnamed:
+        if self.unnamed:
+            fd = self.inodes.take(directory) if self.inodes is not None else None
+            if fd is not None:
+                return fd, None
             try:
                 return os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o644), None
             except OSError:  # EOPNOTSUPP / EISDIR: this filesystem has no O_TMPFILE
-                self._unnamed = False
+                self.unnamed = False
         tmp = directory / f"{TMP_PREFIX}{os.getpid()}.{next(_SEQ)}"
         return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), tmp
 

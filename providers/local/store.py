@@ -18,6 +18,7 @@ from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
 from core.keys import ENVELOPE_SUFFIX, RAW_SUFFIX
 from providers.local.base import TMP_PREFIX, Notifier, check_key
 from providers.local.durable import DurableWriter
+from providers.local.inodes import InodePool
 from providers.local.memory import MemoryStore
 
 __all__ = ["FolderStore", "MemoryStore", "check_key"]
@@ -117,6 +118,11 @@ class FolderStore(Notifier):
                         yield key
         except OSError as exc:
             raise BackendUnavailable(f"list {prefix}: {exc.strerror}") from exc
+
+    def preallocate(self, *subdirs: str, count: int = 32) -> None:
+        """Keep ``count`` unnamed files open in each of ``subdirs`` for new objects (inodes.InodePool)."""
+        if self._io.unnamed:
+            self._io.inodes = InodePool([self.root.joinpath(*s.split("/")) for s in subdirs], count)
 
     def remove_stale_temp(self, older_than: float = 60.0) -> int:
         """Delete temp files a killed writer left behind (where O_TMPFILE is missing); return how many."""
