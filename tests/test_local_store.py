@@ -176,7 +176,7 @@ def test_mount_and_journal_detection_match_the_system(tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from providers.local.durable import mount_of, names_durable_with_file
+    from providers.local.syncs import mount_of, names_durable_with_file
 
     if shutil.which("findmnt") is None:
         pytest.skip("findmnt (util-linux) is not installed")
