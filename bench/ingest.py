@@ -30,7 +30,7 @@ from bench.targets import RCPT_DOMAIN, TARGETS
 SIZES = {"10KB": 10 * 1024, "1MB": 1024 * 1024}
 # (smtp-source messages, probe messages) per size and concurrency
 COUNTS = {
-    "10KB": {1: (1000, 300), 20: (4000, 1000), 100: (4000, 2000)},
+    "10KB": {1: (2000, 300), 20: (4000, 1000), 100: (4000, 2000)},
     "1MB": {1: (100, 50), 20: (300, 150), 100: (500, 300)},
 }
 QUICK_COUNTS = {
@@ -38,6 +38,7 @@ QUICK_COUNTS = {
     "1MB": {1: (20, 10), 20: (50, 40), 100: (100, 100)},
 }
 TARGET_RATIO = {"10KB": 1.0, "1MB": 0.5}  # mailpipe / postfix msgs/s
+SETTLE_S = 2.0  # after the banner answers, before the clock starts: every target gets the same
 
 
 def smtp_source(port: int, count: int, concurrency: int, size: int, timeout: float, reuse: bool) -> dict:
@@ -98,6 +99,7 @@ def run_cell(
     server = TARGETS[target]()
     try:
         port = server.start()
+        time.sleep(SETTLE_S)  # measure the steady state, not start-up (mailpipe spawns its processes then)
         cell["source"] = smtp_source(port, counts[0], conc, size, timeout, reuse)
         cell["probe"] = send(port, counts[1], conc, size, deadline=timeout)
         stored = server.stored()
