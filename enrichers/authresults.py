@@ -28,7 +28,9 @@ def _strip_comments(value: str) -> str:
 
 def _split(value: str) -> list[str]:
     """Split on ``;`` outside quoted strings."""
-    parts, cur, quoted = [], [], False
+    parts: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in value:
         if ch == '"':
             quoted = not quoted

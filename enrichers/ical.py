@@ -23,15 +23,13 @@ class CalendarEnricher:
 
     def run(self, view: MessageView, ctx: Context) -> dict[str, Any]:
         parts = [
-            p
-            for p in view.parts
-            if p.content_type in CALENDAR_TYPES or (p.filename or "").lower().endswith(".ics")
+            p for p in view.parts if p.content_type in CALENDAR_TYPES or (p.filename or "").lower().endswith(".ics")
         ]
         if not parts:
             raise Skip("no text/calendar part")
         from icalendar import Calendar
 
-        calendars = []
+        calendars: list[dict[str, Any]] = []
         for part in parts:
             try:
                 cal = Calendar.from_ical(part.data[: self.max_bytes])
@@ -39,9 +37,7 @@ class CalendarEnricher:
                 calendars.append({"object": part.path, "error": f"{exc}"[:200], "method": None, "events": []})
                 continue
             events = [_event(e) for e in cal.walk("VEVENT")]
-            calendars.append(
-                {"object": part.path, "error": None, "method": _text(cal.get("METHOD")), "events": events}
-            )
+            calendars.append({"object": part.path, "error": None, "method": _text(cal.get("METHOD")), "events": events})
         return {"calendars": calendars}
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import html as html_lib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.enrich import Context, Skip
 
@@ -125,7 +125,7 @@ def _language_of(text: str, ctx: Context) -> str | None:
     """Reuse the ``language`` step's answer when it ran before; otherwise detect with the default set."""
     prior = ctx.results.get("language") or {}
     if prior.get("status") == "ok":
-        return prior["result"]["language"]
+        return cast("str | None", prior["result"]["language"])
     if prior.get("status") == "skipped" or len(text) < 20:
         return "en" if ctx.config.get("assume_english") else None
-    return detect(text, tuple(ctx.config.get("languages") or DEFAULT_LANGUAGES))["language"]
+    return cast("str | None", detect(text, tuple(ctx.config.get("languages") or DEFAULT_LANGUAGES))["language"])

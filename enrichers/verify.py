@@ -21,7 +21,8 @@ def check_spf(resolver: Resolver, ip: str, mail_from: str, helo: str) -> dict[st
     temperror."""
     import spf
 
-    class Query(spf.query):  # every lookup goes to our resolver, never to the host's DNS
+    # pyspf has no types, so spf.query is Any to mypy and subclassing it is [misc]: ignored on this line only.
+    class Query(spf.query):  # type: ignore[misc]  # every lookup goes to our resolver, never to the host's DNS
         def dns(self, name: str, qtype: str, cnames: Any = None, ignore_void: bool = False) -> list[Any]:
             values = resolver.query(str(name).rstrip("."), qtype)
             if qtype in ("TXT", "SPF"):
@@ -38,12 +39,11 @@ def check_spf(resolver: Resolver, ip: str, mail_from: str, helo: str) -> dict[st
     return {"result": result, "domain": sender.rpartition("@")[2].lower(), "explanation": explanation}
 
 
-def check_dkim(
-    resolver: Resolver, raw: bytes, signatures: list[str], max_signatures: int = 5
-) -> list[dict[str, Any]]:
+def check_dkim(resolver: Resolver, raw: bytes, signatures: list[str], max_signatures: int = 5) -> list[dict[str, Any]]:
     """One entry per ``DKIM-Signature`` value (top first): ``{"result", "d", "s", "error"}``; result is pass,
     fail, permerror (no key published: RFC 6376 6.1.2), temperror (DNS down)."""
-    out, keys = [], {}
+    out: list[dict[str, Any]] = []
+    keys: dict[tuple[str, str], list[str]] = {}
     for sig in signatures[:max_signatures]:
         tags = parse_tags(sig)
         d, sel = tags.get("d", "").lower().rstrip("."), tags.get("s", "")
@@ -112,9 +112,7 @@ def check_dmarc(
     aligned = []
     if spf and spf["result"] == "pass" and _aligned(spf["domain"], from_domain, tags.get("aspf", "r")):
         aligned.append("spf")
-    if any(
-        d["result"] == "pass" and _aligned(d["d"] or "", from_domain, tags.get("adkim", "r")) for d in dkim
-    ):
+    if any(d["result"] == "pass" and _aligned(d["d"] or "", from_domain, tags.get("adkim", "r")) for d in dkim):
         aligned.append("dkim")
     policy = tags.get("sp") if record_domain != from_domain and "sp" in tags else tags.get("p", "none")
     return {
