@@ -410,3 +410,60 @@ def test_a_client_that_never_reads_its_replies_is_not_read_from(edge: Callable[.
         flood = b"NOOP\r\n" * 4_000_000  # 24 MB of commands, 56 MB of replies if all were answered
         with pytest.raises(TimeoutError):  # the server stopped reading: our send blocks
             s.sendall(flood)
+
+
+def test_a_failed_tls_handshake_closes_only_that_connection(edge: Callable[..., Edge], cert: tuple[str, str]) -> None:
+    e = edge(tls_cert=cert[0], tls_key=cert[1])
+    with socket.create_connection(("127.0.0.1", e.port), timeout=10) as s:
+        assert s.recv(1024).startswith(b"220")
+        s.sendall(b"EHLO x\r\n")
+        while not s.recv(4096).rstrip().splitlines()[-1].startswith(b"250 "):
+            pass
+        s.sendall(b"STARTTLS\r\n")
+        assert s.recv(1024).startswith(b"220 2.0.0")
+        s.sendall(b"MAIL FROM:<a@sender.org>\r\n" * 50)  # clear text where a TLS ClientHello belongs
+        data = b""
+        while chunk := s.recv(4096):  # the server gives up on this connection: EOF or a TLS alert, no 250
+            data += chunk
+        assert b"250" not in data
+    with e.client() as c:  # the server itself is fine
+        assert c.ehlo("x")[0] == 250
+        c.sendmail("a@sender.org", ["b@example.com"], MSG)
+    assert len(e.raw_keys()) == 1
+
+
+class SlowStore:
+    """A store whose writes take ``delay`` seconds (a stalled disk or a slow cloud PUT)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay, self.inner = delay, MemoryStore(f"slow-{uuid.uuid4().hex}")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def put(self, key: str, data: bytes, *, content_type: str = "", if_absent: bool = False) -> bool:
+        time.sleep(self.delay)
+        return bool(self.inner.put(key, data, content_type=content_type, if_absent=if_absent))
+
+    def put_many(self, items: list[tuple[str, bytes, str]], *, if_absent: bool = False) -> list[bool]:
+        time.sleep(self.delay)
+        return [bool(self.inner.put(k, d, content_type=t, if_absent=if_absent)) for k, d, t in items]
+
+
+def test_session_timeout_during_a_slow_write_closes_but_the_message_is_kept(edge: Callable[..., Edge]) -> None:
+    store = SlowStore(1.0)
+    # a cloud store: written in the committer's thread (a local store serving one session is written on the
+    # event loop, where a stalled disk also holds the timers until the write returns)
+    e = edge(store=store, store_url="s3://bucket", session_timeout=0.5)
+    c = e.client()
+    c.ehlo("x")
+    c.mail("a@sender.org")
+    c.rcpt("b@example.com")
+    assert c.data(MSG)[0] == 421  # the whole-session timeout fires while the write is still running
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        c.noop()
+    c.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [k for k in store.inner.list("raw/") if k.endswith(".eml")]:
+        time.sleep(0.05)
+    assert [k for k in store.inner.list("raw/") if k.endswith(".eml")]  # the write ran to completion
