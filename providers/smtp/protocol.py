@@ -95,7 +95,7 @@ class SMTPProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self._transport is not None and not self._session.blocked:
+        if self._transport is not None and self._admitted and not self._session.blocked:
             with contextlib.suppress(RuntimeError):
                 self._transport.resume_reading()
 
