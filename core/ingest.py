@@ -7,6 +7,8 @@ sender's retry has the same id (core.keys.message_id) and is stored once; the ra
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from core.errors import BackendUnavailable, TransientError
@@ -53,10 +55,15 @@ def accept(store: ObjectStore, raw: bytes, envelope: Envelope) -> str:
 
 
 def accept_many(store: ObjectStore, messages: list[tuple[bytes, Envelope]]) -> list[str | TransientError]:
-    """``accept`` for several messages at once (group commit): one ``put_many`` when the store has it.
+    """``accept`` for several messages at once (group commit).
 
-    Returns, per message, its id or the TransientError to answer 451 with. A failed batch is retried message
-    by message, so one message's failure (say, too big for the disk that is left) stays its own.
+    A store with ``put_many`` (the folder store) gets one call, one durable commit. Any other store (a cloud
+    bucket: one request per object) gets every message's envelope PUT concurrently, then every raw PUT of the
+    messages whose envelope landed: the batch costs about two request latencies instead of two per message, and
+    each ``.eml`` (the commit point, the object-created event) still comes after its envelope.
+
+    Returns, per message, its id or the TransientError to answer 451 with. A failed put_many batch is retried
+    message by message, so one message's failure (say, too big for the disk that is left) stays its own.
     """
     ids = [message_id(raw, env) for raw, env in messages]
     if len(messages) > 1 and hasattr(store, "put_many"):
@@ -65,6 +72,8 @@ def accept_many(store: ObjectStore, messages: list[tuple[bytes, Envelope]]) -> l
             return list(ids)
         except TransientError:
             pass
+    if len(messages) > 1 and not hasattr(store, "put_many"):
+        return _accept_concurrently(store, ids, messages)
     results: list[str | TransientError] = []
     for mid, (raw, env) in zip(ids, messages, strict=True):
         try:
@@ -73,3 +82,35 @@ def accept_many(store: ObjectStore, messages: list[tuple[bytes, Envelope]]) -> l
         except TransientError as exc:
             results.append(exc)
     return results
+
+
+def _accept_concurrently(
+    store: ObjectStore, ids: list[str], messages: list[tuple[bytes, Envelope]]
+) -> list[str | TransientError]:
+    items = [_items(mid, raw, env) for mid, (raw, env) in zip(ids, messages, strict=True)]
+    pool = _pool()
+    envelopes = list(pool.map(lambda pair: _attempt(store, pair[:1]), items))
+    raws = list(pool.map(lambda i: envelopes[i] or _attempt(store, items[i][1:]), range(len(items))))
+    return [error or mid for mid, error in zip(ids, raws, strict=True)]
+
+
+def _attempt(store: ObjectStore, items: list[Item]) -> TransientError | None:
+    try:
+        _store(store, items)
+    except TransientError as exc:
+        return exc
+    return None
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+PARALLEL_PUTS = 10  # concurrent object writes of a batch: the HTTP connection pool size of boto3 and the
+# google/azure SDKs (10), so no connection is opened only to be discarded
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(PARALLEL_PUTS, "mailpipe-put")
+        return _POOL

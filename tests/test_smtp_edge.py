@@ -450,6 +450,7 @@ class SlowStore:
         return [bool(self.inner.put(k, d, content_type=t, if_absent=if_absent)) for k, d, t in items]
 
 
+
 def test_session_timeout_during_a_slow_write_closes_but_the_message_is_kept(edge: Callable[..., Edge]) -> None:
     store = SlowStore(1.0)
     # a cloud store: written in the committer's thread (a local store serving one session is written on the
@@ -467,3 +468,44 @@ def test_session_timeout_during_a_slow_write_closes_but_the_message_is_kept(edge
     while time.monotonic() < deadline and not [k for k in store.inner.list("raw/") if k.endswith(".eml")]:
         time.sleep(0.05)
     assert [k for k in store.inner.list("raw/") if k.endswith(".eml")]  # the write ran to completion
+
+
+class PutOnlyStore:
+    """The shape of the cloud adapters (one request per object, no put_many), each put taking ``delay`` s."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay, self.inner, self.order = delay, MemoryStore(f"puts-{uuid.uuid4().hex}"), list[str]()
+        self.failing: set[str] = set()
+
+    def put(self, key: str, data: bytes, *, content_type: str = "", if_absent: bool = False) -> bool:
+        time.sleep(self.delay)
+        if key in self.failing:
+            raise BackendUnavailable(f"injected failure for {key}")
+        self.order.append(key)
+        return bool(self.inner.put(key, data, content_type=content_type, if_absent=if_absent))
+
+
+def test_a_batch_for_a_store_without_put_many_is_written_concurrently_envelope_first() -> None:
+    """A group commit of 10 messages to a cloud bucket costs ~2 request latencies, not 2 per message."""
+    store = PutOnlyStore(0.2)
+    env = Envelope(mail_from="", rcpt_to=("a@example.com",))
+    messages = [(b"Subject: %d\r\n\r\nx\r\n" % n, env) for n in range(10)]
+    started = time.monotonic()
+    ids = accept_many(store, messages)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1.5  # one after another: 20 x 0.2 s = 4 s
+    assert ids == [message_id(raw, env) for raw, _ in messages]
+    for mid in ids:  # every .eml (the commit point, the object-created event) after its envelope
+        assert store.order.index(envelope_key(mid)) < store.order.index(raw_key(mid))
+
+
+def test_in_a_concurrent_batch_a_failed_envelope_fails_only_its_message() -> None:
+    store = PutOnlyStore(0.0)
+    env = Envelope(mail_from="", rcpt_to=("a@example.com",))
+    messages = [(b"Subject: %d\r\n\r\nx\r\n" % n, env) for n in range(5)]
+    bad = message_id(messages[2][0], env)
+    store.failing.add(envelope_key(bad))
+    results = accept_many(store, messages)  # type: ignore[arg-type]
+    assert isinstance(results[2], BackendUnavailable)
+    others = [message_id(raw, env) for raw, _ in messages[:2] + messages[3:]]
+    assert [r for i, r in enumerate(results) if i != 2] == others
+    assert raw_key(bad) not in store.order  # no .eml without its envelope: nothing would parse it wrongly
