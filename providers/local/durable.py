@@ -16,6 +16,7 @@ Overwrites (``replace``): temp file, fsync, rename, then the directory sync.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 from pathlib import Path
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from providers.local.inodes import InodePool
 
 _SEQ = itertools.count()  # temp names: pid + sequence, unique without a random syscall
+ENVELOPE_XATTR = "user.mailpipe.envelope"  # a .eml's copy of its envelope sidecar (create_many ``carriers``)
 
 
 class DurableWriter:
@@ -44,9 +46,15 @@ class DurableWriter:
         self._dirs: set[Path] = set()
         self._dir_sync = GroupSync()
         self.inodes: InodePool | None = None  # unnamed files opened ahead of time (FolderStore.preallocate)
+        self.xattrs = hasattr(os, "setxattr")  # off after the first refusal
 
-    def create_many(self, targets: list[tuple[Path, bytes]]) -> list[bool]:
-        """Create each file durably unless an intact one is there; per target: True if this call created it."""
+    def create_many(self, targets: list[tuple[Path, bytes]], carriers: dict[int, int] | None = None) -> list[bool]:
+        """Create each file durably unless an intact one is there; per target: True if this call created it.
+
+        ``carriers`` maps a sidecar's index to its object's (an envelope to its ``.eml``): the object's file then
+        carries the sidecar's bytes as the extended attribute ``ENVELOPE_XATTR``, made durable by the object's
+        fsync, and the sidecar itself is not fsynced (``restore_sidecar`` rewrites it after a power cut). Only
+        where links are durable with the file (link-then-fsync) and the filesystem takes the attribute."""
         for path, _ in targets:
             self.mkdirs(path.parent)
         files: list[tuple[int, Path | None]] = []
@@ -55,12 +63,14 @@ class DurableWriter:
             for path, data in targets:
                 files.append(self._new_file(path.parent))
                 _write_all(files[-1][0], data)
+            carried = self._carry(files, targets, carriers or {})
             if not self._link_first:
                 self._sync_files([fd for fd, _ in files])
             linked = [self._link(f, path) for f, (path, _) in zip(files, targets, strict=True)]
             created = [path for (path, _), new in zip(targets, linked, strict=True) if new]
-            if self._link_first:
-                self._sync_files([fd for fd, _ in files])
+            if self._link_first:  # a carried sidecar is durable with its object, if that object is this call's file
+                skip = {i for i, carrier in carried.items() if linked[carrier]}
+                self._sync_files([fd for i, (fd, _) in enumerate(files) if i not in skip])
             for i, ((path, data), new) in enumerate(zip(targets, linked, strict=True)):
                 if not new and not self._keep_existing(path, data):
                     self._replace_with(files[i], path)
@@ -79,6 +89,24 @@ class DurableWriter:
                     with contextlib.suppress(OSError):
                         tmp.unlink()
         return linked
+
+    def _carry(
+        self, files: list[tuple[int, Path | None]], targets: list[tuple[Path, bytes]], carriers: dict[int, int]
+    ) -> dict[int, int]:
+        """Put each sidecar's bytes on its object's file as ``ENVELOPE_XATTR``; the carried ones."""
+        if not (self.fsync and self._link_first and self.xattrs):
+            return {}
+        carried = {}
+        for sidecar, carrier in carriers.items():
+            try:
+                os.setxattr(files[carrier][0], ENVELOPE_XATTR, targets[sidecar][1])
+            except OSError as exc:
+                if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                    self.xattrs = False  # no user attributes on this filesystem: sidecars are fsynced
+                    return {}
+                continue  # E2BIG / ENOSPC: too big for an attribute here; this sidecar is fsynced itself
+            carried[sidecar] = carrier
+        return carried
 
     def replace(self, path: Path, data: bytes) -> None:
         """Write ``path`` atomically, replacing any previous version: temp file, fsync, rename, directory sync."""

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
 from core.keys import ENVELOPE_SUFFIX, RAW_SUFFIX
 from providers.local.base import TMP_PREFIX, Notifier, check_key
-from providers.local.durable import DurableWriter
+from providers.local.durable import ENVELOPE_XATTR, DurableWriter
 from providers.local.inodes import InodePool
 from providers.local.memory import MemoryStore
 
@@ -92,7 +92,8 @@ class FolderStore(Notifier):
         paths = [self._path(key) for key, _, _ in items]
         try:
             if if_absent:
-                done = self._io.create_many([(p, data) for p, (_, data, _) in zip(paths, items, strict=True)])
+                targets = [(p, data) for p, (_, data, _) in zip(paths, items, strict=True)]
+                done = self._io.create_many(targets, _carriers([key for key, _, _ in items]))
             else:
                 for path, (_, data, _) in zip(paths, items, strict=True):
                     self._io.replace(path, data)
@@ -119,6 +120,22 @@ class FolderStore(Notifier):
         except OSError as exc:
             raise BackendUnavailable(f"list {prefix}: {exc.strerror}") from exc
 
+    def restore_sidecar(self, key: str, sidecar_key: str) -> bool:
+        """Rewrite ``sidecar_key`` from the copy the object ``key`` carries, if they differ (after a power cut
+        the sidecar, which is not fsynced when its object carries it, can be empty). True if it was rewritten."""
+        try:
+            carried = os.getxattr(self._path(key), ENVELOPE_XATTR)
+        except OSError:  # no copy (written without one, or no attributes here), or no object
+            return False
+        path = self._path(sidecar_key)
+        try:
+            if path.read_bytes() == carried:
+                return False
+        except OSError:
+            pass
+        self._io.replace(path, carried)
+        return True
+
     def preallocate(self, *subdirs: str, count: int = 32) -> None:
         """Keep ``count`` unnamed files open in each of ``subdirs`` for new objects (inodes.InodePool)."""
         if self._io.unnamed:
@@ -135,3 +152,10 @@ class FolderStore(Notifier):
                         path.unlink()
                         removed += 1
         return removed
+
+
+def _carriers(keys: list[str]) -> dict[int, int]:
+    """Envelope sidecar index -> index of its ``.eml`` in the same batch (the .eml carries the envelope)."""
+    index = {key: i for i, key in enumerate(keys)}
+    pairs = ((i, key.removesuffix(ENVELOPE_SUFFIX) + RAW_SUFFIX) for i, key in enumerate(keys))
+    return {i: index[raw] for i, raw in pairs if keys[i].endswith(ENVELOPE_SUFFIX) and raw in index}

@@ -162,6 +162,9 @@ def pending(store: ObjectStore) -> Iterator[str]:
             store.put(quarantine_key(mid), dumps(record), content_type="application/json", if_absent=True)
             log.error("quarantined", extra={"reason": "worker_crash", "id": mid})
             continue
+        restore = getattr(store, "restore_sidecar", None)  # the folder store's envelope copy on the .eml
+        if restore is not None and restore(key, envelope_key(mid)):
+            log.warning("envelope restored from its message", extra={"reason": "sidecar_restored", "id": mid})
         if not intact(store, key, mid):
             log.warning("torn write skipped (never acknowledged)", extra={"reason": "torn_write", "id": mid})
             continue
