@@ -28,15 +28,16 @@ class DataError(enum.Enum):
 class DataDecoder:
     """Collects one DATA transfer; ``feed`` returns the bytes after the end marker (pipelined commands).
 
-    Memory is bounded by ``max_bytes``: past the limit the data is discarded while the end marker is searched.
+    The chunks are kept as received and joined once at the end (one copy of the message). Memory is bounded by
+    ``max_bytes``: past the limit the data is discarded while the end marker is searched.
     """
 
     def __init__(self, max_bytes: int, max_line: int) -> None:
         self.max_bytes, self.max_line = max_bytes, max_line
-        self._buf = bytearray(b"\r\n")  # a virtual CRLF makes a leading ".\r\n" an ordinary end marker
-        self._scan = 0
-        self._head = 2  # virtual bytes still in the buffer
-        self._dropped = 0
+        self._chunks: list[bytes | memoryview] = []
+        self._kept = 0  # bytes in _chunks
+        self._dropped = 0  # bytes discarded past the limit
+        self._tail = b"\r\n"  # the stream's last bytes (< len(END)); a virtual CRLF makes a leading ".\r\n" an end
         self.done = False
         self.error: DataError | None = None
         self.message = b""
@@ -44,48 +45,54 @@ class DataDecoder:
     @property
     def size(self) -> int:
         """Bytes received so far (dot-stuffed, excluding the end marker)."""
-        return self._dropped + len(self._buf) - self._head
+        return self._dropped + self._kept
 
     def feed(self, chunk: bytes) -> bytes | None:
         """Consume ``chunk``; return None while more data is needed, else the leftover bytes after the end."""
-        buf = self._buf
-        buf += chunk
-        end = buf.find(END, self._scan)
-        if end < 0:
-            self._scan = max(0, len(buf) - len(END) + 1)
-            if self.size - 2 > self.max_bytes:  # the last 2 bytes may be ".\r" of the end marker
-                self._discard()
-            return None
-        leftover = bytes(buf[end + len(END) :])
-        del buf[end + 2 :]  # keep the last line's CRLF
+        tail = self._tail
+        end = (tail + chunk[: len(END) - 1]).find(END)  # a marker begun in earlier chunks comes first
+        if end >= 0:
+            stop, after = end + 2 - len(tail), end + len(END) - len(tail)  # stop < 0: the CRLF was earlier
+        else:
+            end = chunk.find(END)
+            if end < 0:
+                self._keep(chunk)
+                return None
+            stop, after = end + 2, end + len(END)  # keep the last line's CRLF
         self.done = True
-        self._finish()
-        return leftover
+        self._finish(chunk, stop)
+        return chunk[after:]
 
-    def _discard(self) -> None:
-        self.error = DataError.TOO_BIG
+    def _keep(self, chunk: bytes) -> None:
         keep = len(END) - 1
-        self._dropped += len(self._buf) - keep - self._head
-        self._head = 0
-        del self._buf[:-keep]
-        self._scan = 0
-
-    def _finish(self) -> None:
-        if self.error is not None or self.size > self.max_bytes:
-            self.error = DataError.TOO_BIG
-            self._buf = bytearray()
+        self._tail = chunk[-keep:] if len(chunk) >= keep else (self._tail + chunk)[-keep:]
+        if self.error is not None:
+            self._dropped += len(chunk)
             return
-        with memoryview(self._buf) as view:
-            data = bytes(view[2:])  # one copy, without the virtual CRLF
-        self._buf = bytearray()
+        self._chunks.append(chunk)
+        self._kept += len(chunk)
+        if self.size - 2 > self.max_bytes:  # the last 2 bytes may be ".\r" of the end marker
+            self.error = DataError.TOO_BIG
+            self._dropped, self._kept, self._chunks = self._dropped + self._kept, 0, []
+
+    def _finish(self, chunk: bytes, stop: int) -> None:
+        if self.error is not None or self.size + stop > self.max_bytes:
+            self.error = DataError.TOO_BIG
+            self._chunks = []
+            return
+        parts, self._chunks = self._chunks, []
+        if stop > 0:
+            parts.append(memoryview(chunk)[:stop])
+        data = b"".join(parts)  # the one copy
+        if stop < 0:
+            data = data[:stop]  # the marker began in earlier chunks (small reads only)
         crlf = data.count(b"\r\n")
         if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
             self.error = DataError.BARE_NEWLINE
         elif _has_long_line(data, self.max_line):
             self.error = DataError.LINE_TOO_LONG
-        else:  # RFC 5321 4.5.2: drop the first "." of every line that starts with one
-            if b"\r\n." in data:
-                data = data.replace(b"\r\n.", b"\r\n")
+        else:  # RFC 5321 4.5.2: drop the first "." of every line that starts with one (same object if none)
+            data = data.replace(b"\r\n.", b"\r\n")
             self.message = data[1:] if data.startswith(b".") else data
 
 
