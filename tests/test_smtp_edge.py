@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import smtplib
@@ -509,3 +510,20 @@ def test_in_a_concurrent_batch_a_failed_envelope_fails_only_its_message() -> Non
     others = [message_id(raw, env) for raw, _ in messages[:2] + messages[3:]]
     assert [r for i, r in enumerate(results) if i != 2] == others
     assert raw_key(bad) not in store.order  # no .eml without its envelope: nothing would parse it wrongly
+
+
+def test_event_loop_setting() -> None:
+    from core.errors import ConfigError
+    from providers.smtp.edge import run_loop
+
+    with pytest.raises(ConfigError):
+        Settings.from_env({"MAILPIPE_EVENT_LOOP": "trio"})
+    seen: list[str] = []
+
+    async def main() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+
+    run_loop(main(), Settings.from_env({"MAILPIPE_EVENT_LOOP": "asyncio"}))
+    uvloop = pytest.importorskip("uvloop", reason="uvloop not installed (mailpipe[smtp] on Linux/macOS)")
+    run_loop(main(), Settings.from_env({"MAILPIPE_EVENT_LOOP": "auto"}))
+    assert seen == ["asyncio", uvloop.__name__]
