@@ -66,14 +66,14 @@ def accept_many(store: ObjectStore, messages: list[tuple[bytes, Envelope]]) -> l
     message by message, so one message's failure (say, too big for the disk that is left) stays its own.
     """
     ids = [message_id(raw, env) for raw, env in messages]
-    if len(messages) > 1 and hasattr(store, "put_many"):
+    if len(messages) > 1:
+        if not hasattr(store, "put_many"):
+            return _accept_concurrently(store, ids, messages)
         try:
             _store(store, [i for mid, (raw, env) in zip(ids, messages, strict=True) for i in _items(mid, raw, env)])
             return list(ids)
         except TransientError:
             pass
-    if len(messages) > 1 and not hasattr(store, "put_many"):
-        return _accept_concurrently(store, ids, messages)
     results: list[str | TransientError] = []
     for mid, (raw, env) in zip(ids, messages, strict=True):
         try:
@@ -89,7 +89,7 @@ def _accept_concurrently(
 ) -> list[str | TransientError]:
     items = [_items(mid, raw, env) for mid, (raw, env) in zip(ids, messages, strict=True)]
     pool = _pool()
-    envelopes = list(pool.map(lambda pair: _attempt(store, pair[:1]), items))
+    envelopes = list(pool.map(lambda message_items: _attempt(store, message_items[:1]), items))
     raws = list(pool.map(lambda i: envelopes[i] or _attempt(store, items[i][1:]), range(len(items))))
     return [error or mid for mid, error in zip(ids, raws, strict=True)]
 

@@ -49,7 +49,7 @@ class InodePool:
                         break
                     with self._lock:
                         fds.append(fd)
-            # a directory the write path has not created yet: look again soon instead of waiting for a take
+            # a directory not created yet (or no inode to be had): look again soon instead of waiting for a take
             missing = any(not fds for fds in self._fds.values())
             self._wake.wait(0.2 if missing else None)
             self._wake.clear()

@@ -45,6 +45,7 @@ class WorkerProcess:
         self._lock = threading.Lock()
         self._overflow: collections.deque[bytes] = collections.deque()  # lines the pipe did not take yet
         self._pipe = -1
+        self._writer: Any = None  # the pipe's write end (a multiprocessing Connection)
         self._proc: Any = None
         self._monitor = threading.Thread(target=self._watch, name="mailpipe-worker-monitor", daemon=True)
 
@@ -81,7 +82,7 @@ class WorkerProcess:
         self._proc.start()
         reader.close()
         with self._lock:  # new keys go to the new pipe from now on; older ones are in the backlog
-            old, self._writer, self._pipe = getattr(self, "_writer", None), writer, writer.fileno()
+            old, self._writer, self._pipe = self._writer, writer, writer.fileno()
             self._overflow.clear()
         backlog = [key.encode() + b"\n" for key in (self._backlog() if self._scan else ())]  # (a store scan)
         with self._lock:

@@ -78,6 +78,9 @@ class GroupSync:
                 self._done[path] = max(self._done.get(path, 0), covered)
 
 
+SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>
+
+
 def _writeback_starter() -> Callable[[int], None] | None:
     """Linux sync_file_range(SYNC_FILE_RANGE_WRITE): start writing a file's dirty pages, do not wait."""
     try:
@@ -88,8 +91,7 @@ def _writeback_starter() -> Callable[[int], None] | None:
     call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 
     def start(fd: int) -> None:
-        if call(fd, 0, 0, 2) != 0:  # only a hint: the fsync that follows is what makes the data durable
-            pass
+        call(fd, 0, 0, SYNC_FILE_RANGE_WRITE)  # only a hint (result ignored): the fsync after it is what counts
 
     return start
 

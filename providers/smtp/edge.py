@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import ssl
@@ -68,12 +67,10 @@ async def start_edge(
     ``store``: one store, or StoreRoutes (a store per recipient domain, opened on first use)."""
     loop = asyncio.get_running_loop()
     host, _, port = settings.listen.rpartition(":")
-    # one writer thread per store: the group committer sends it whole batches (their fsyncs run in parallel)
+    # one writer thread per store: the group committer sends it whole batches (core.ingest.accept_many)
     routes = routes_of(settings, store)
     gate, tls = ConnectionGate(settings.max_connections), _tls(settings)
-    handler = EdgeHandler(
-        routes, settings, executor, alone=None if os.environ.get("NOINLINE") else (lambda: gate.active <= 1)
-    )
+    handler = EdgeHandler(routes, settings, executor, alone=lambda: gate.active <= 1)
     if not routes.exact and not routes.wild:
         log.warning("local mode: no --domains given, accepting mail for any recipient domain")
 
