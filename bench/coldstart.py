@@ -47,8 +47,8 @@ AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPT
 # the Azure ``managed identity`` rows are what deploy/azure.py deploys (no connection string: azure-identity).
 AZ_READY = "m_ready_azure()"
 HANDLERS: dict[str, tuple[str, str, str, str, str]] = {
-    "aws_lambda": ("aws", "aws", "handlers.aws_lambda", "m.STORE.client; m.PIPELINE.publisher.client", ""),
-    "aws_lambda, import boto3": ("aws", "aws", "handlers.aws_lambda", "import boto3", ""),
+    "aws_lambda": ("aws", "aws", "mailpipe.handlers.aws_lambda", "m.STORE.client; m.PIPELINE.publisher.client", ""),
+    "aws_lambda, import boto3": ("aws", "aws", "mailpipe.handlers.aws_lambda", "import boto3", ""),
     "gcp_function": (
         "gcp", "gcp", "main", "from google.cloud import storage, pubsub_v1; storage.Client(); "
         "pubsub_v1.PublisherClient()", "",
@@ -60,11 +60,11 @@ HANDLERS: dict[str, tuple[str, str, str, str, str]] = {
 CORE_HANDLER = {"aws": "handlers/aws_lambda.py", "gcp": "handlers/gcp_function.py",
                 "azure": "handlers/azure_queue_function.py"}  # fmt: skip
 # Not the code as shipped: what the AWS ready time would be with one boto3 Session shared by the S3 and SQS
-# clients (providers/aws/boto.py make_client builds a Session per client; the second one reloads botocore's
+# clients (providers/aws/sdk.py make_client builds a Session per client; the second one reloads botocore's
 # endpoint and credential data). Same Config as make_client. Not judged against a target.
 WHAT_IF = {
     "aws_lambda, one boto3 Session (what-if)": (
-        "aws", "aws", "handlers.aws_lambda", "import boto3; from botocore.config import Config; "
+        "aws", "aws", "mailpipe.handlers.aws_lambda", "import boto3; from botocore.config import Config; "
         "cfg = Config(retries={'mode': 'standard', 'max_attempts': 3}, connect_timeout=5, read_timeout=30); "
         "s = boto3.session.Session(); s.client('s3', config=cfg); s.client('sqs', config=cfg)", "",
     ),
@@ -75,13 +75,13 @@ PEERS: dict[str, tuple[str | None, str]] = {
     "import boto3": (None, "import boto3"),
     "import functions_framework": (None, "import functions_framework"),
     "import azure.functions": (None, "import azure.functions"),
-    "import core (stdlib only)": ("aws", "import core.pipeline, core.settings, core.log"),
+    "import core (stdlib only)": ("aws", "import mailpipe.core.pipeline, mailpipe.core.settings, mailpipe.core.log"),
 }
 AZ_PRELUDE = f"""
 def m_ready_azure():
     from azure.storage.blob import ContainerClient
     from azure.storage.queue import QueueClient
-    from providers.azure.sdk import make_client
+    from mailpipe.providers.azure.sdk import make_client
     make_client(ContainerClient, {AZ_ACCOUNT!r}, "blob", container_name="inbound")
     make_client(QueueClient, {AZ_ACCOUNT!r}, "queue", queue_name="mailpipe-parsed")
 """
@@ -119,7 +119,7 @@ def closed_port() -> int:
 
 def cloud_env(cloud: str, home: Path, port: int, auth: str = "") -> dict[str, str]:
     """The deployed stage's MAILPIPE_* settings plus dummy credentials and emulator endpoints on ``port``."""
-    from deploy.stages import get
+    from mailpipe.providers.yaml.stages import get
 
     stage = get(STAGES[cloud])
     env = {**base_env(home), **stage.settings_env()}
@@ -158,7 +158,7 @@ def build_bundles(tmp: Path) -> tuple[dict[str, Path], dict[str, Path], list[str
     try:
         zips["aws"] = package_aws(tmp / "sls")
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        cached = REPO_DIR / ".serverless" / "mailpipe.zip"
+        cached = REPO_DIR / "build" / "dev" / "aws.zip"
         if not cached.exists():
             raise
         zips["aws"] = cached
@@ -177,7 +177,7 @@ def build_bundles(tmp: Path) -> tuple[dict[str, Path], dict[str, Path], list[str
 
 
 def package_aws(out: Path) -> Path:
-    """``serverless package --stage dev`` offline (osls from package.json); the Lambda zip."""
+    """``serverless package --stage dev`` offline (osls from package.json); the Lambda zip it deploys."""
     sls = REPO_DIR / "node_modules" / ".bin" / "serverless"
     if not sls.exists() or shutil.which("node") is None:
         raise RuntimeError("node_modules/.bin/serverless or node missing (make install-test)")
@@ -190,7 +190,7 @@ def package_aws(out: Path) -> Path:
     proc = subprocess.run(args, cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
         raise RuntimeError((proc.stdout + proc.stderr)[-500:])
-    return out / "mailpipe.zip"
+    return REPO_DIR / "build" / "dev" / "aws.zip"  # serverless.yml's package.artifact
 
 
 def eventgrid_stages(tmp: Path) -> Path:
@@ -276,7 +276,7 @@ def breakdown(code: str, env: dict[str, str], cwd: Path, bundle: Path) -> dict[s
             self_us, _, name = (p.strip() for p in line[len("import time:") :].split("|"))
             top = name.split(".")[0]
             phase[top] = phase.get(top, 0.0) + int(self_us) / 1e3
-    ours = ("core", "providers", "handlers", "main", "function_app", "enrichers")
+    ours = ("mailpipe", "main", "function_app")
     stray = sorted(n for n, f in r["files"].items() if n.split(".")[0] in ours and f and
                    not Path(f).resolve().is_relative_to(bundle.resolve()))  # fmt: skip
     out: dict[str, Any] = {"sockets": r["sockets"], "not_from_bundle": stray}
@@ -300,12 +300,17 @@ def zipped_size(files: list[tuple[str, Path]]) -> int:
 
 
 def core_bundle_files(cloud: str, root: Path = REPO_DIR) -> list[tuple[str, Path]]:
-    """core/ + providers/__init__.py + providers/<cloud>/ + handlers/__init__.py + the cloud's default handler."""
+    """mailpipe/: core/ + providers/__init__.py + providers/<cloud>/ + handlers/ compose + the cloud's handler."""
+    from deploy.build_bundle import in_bundle
+
     out = []
-    for rel in ["core", "providers/__init__.py", f"providers/{cloud}", "handlers/__init__.py", CORE_HANDLER[cloud]]:
+    rels = ["mailpipe/__init__.py", "core", "providers/__init__.py", f"providers/{cloud}", "handlers/__init__.py",
+            "handlers/compose.py", CORE_HANDLER[cloud]]  # fmt: skip
+    for rel in rels:
         src = root / rel
         paths = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
-        out += [(str(p.relative_to(root)), p) for p in paths if "__pycache__" not in p.parts and p.suffix != ".pyc"]
+        out += [(in_bundle(str(p.relative_to(root))), p) for p in paths
+                if "__pycache__" not in p.parts and p.suffix != ".pyc"]  # fmt: skip
     return out
 
 

@@ -130,12 +130,12 @@ def fast_mail_parser(raw: bytes) -> tuple[int, int]:
 
 
 def mailpipe(raw: bytes) -> tuple[int, int]:
-    """mailpipe ``core.mime.parse``: the canonical JSON dict plus every decoded payload.
+    """mailpipe ``mailpipe.core.mime.parser.parse``: the canonical JSON dict plus every decoded payload.
 
     ``parse`` already sha256-hashes each attachment (``Attachment.sha256`` in the model), so hashing the
     payloads again here would count that work twice.
     """
-    from core.mime import parse
+    from mailpipe.core.mime.parser import parse
 
     result = parse(raw)
     result.message.to_dict()

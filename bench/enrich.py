@@ -24,11 +24,13 @@ from typing import Any
 
 from bench import OUT_DIR
 from bench.gen_mix import generate
-from core.enrich import Context, load_enricher, run_one
-from core.enrich_view import MessageView, Part, build_view
-from core.mime import parse
-from core.model import Envelope
-from enrichers.clamd import DATA_DIR, private_clamd
+from mailpipe.core.enrich.contract import Context
+from mailpipe.core.enrich.registry import load_enricher
+from mailpipe.core.enrich.run import run_one
+from mailpipe.core.enrich.view import MessageView, Part, build_view
+from mailpipe.core.mime.parser import parse
+from mailpipe.core.model import Envelope
+from mailpipe.enrichers.clamd import DATA_DIR, private_clamd
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 NO_OCR = ["malware", "language", "sentiment", "links", "auth"]
@@ -77,7 +79,7 @@ def per_enricher(
 
 
 def whole(raws: list[bytes], config: dict[str, Any], clamd_pid: int | None, names: list[str]) -> dict[str, float]:
-    from core.enrich import run_enrichers
+    from mailpipe.core.enrich.run import run_enrichers
 
     cpu0, clam0, wall0 = time.process_time(), _cpu_of(clamd_pid), time.perf_counter()
     for raw in raws:

@@ -51,7 +51,7 @@ def engine_command(engine: str, listfile: str, reps: int) -> tuple[list[str], Pa
         if node is None or not (BENCH_DIR / "node/node_modules" / engine).is_dir():
             return None
         return [node, str(BENCH_DIR / "node/runner.mjs"), engine, listfile, str(reps)], BENCH_DIR / "node"
-    if engine == "mailpipe" and importlib.util.find_spec("core.mime") is None:
+    if engine == "mailpipe" and importlib.util.find_spec("mailpipe.core.mime.parser") is None:
         return None
     return [sys.executable, "-m", "bench.worker", engine, listfile, str(reps)], REPO_DIR
 

@@ -2,8 +2,8 @@
 
 Three customers with ``--rules`` rules each (a mix of exact, regex-with-captures and plus-tag recipient rules,
 sender, header, subject, attachment and enrichment conditions, all/any/not), none with ``stop``: every rule of
-every recipient's customer is evaluated (the worst case). Timed: ``core.routing.plan`` +
-``Plan.annotate`` for real parsed messages (core.mime) with 1 and 3 envelope recipients. Target: under 1 ms
+every recipient's customer is evaluated (the worst case). Timed: ``mailpipe.core.routing.plan.plan`` +
+``Plan.annotate`` for real parsed messages (``core.mime``) with 1 and 3 envelope recipients. Target: under 1 ms
 per message at 1,000 rules per customer. Prints one line per case and the verdict, writes JSON to bench/out/
 rules-<utc>.json (+ rules-latest.json); exit 1 when missed only with ``--strict`` (as the other benchmarks).
 """
@@ -20,10 +20,10 @@ from typing import Any
 
 from bench import OUT_DIR
 from bench.parse import write_json
-from core.mime import parse
-from core.model import Envelope
-from core.routing import plan
-from core.rules import RoutingConfig, load_config
+from mailpipe.core.mime.parser import parse
+from mailpipe.core.model import Envelope
+from mailpipe.core.routing.plan import plan
+from mailpipe.core.routing.rules import RoutingConfig, load_config
 
 TARGET_MS = 1.0
 CUSTOMERS = ("acme", "globex", "initech")

@@ -139,7 +139,7 @@ class Mailpipe(Target):
         cmd = [
             sys.executable,
             "-m",
-            "handlers.cli",
+            "mailpipe.handlers.cli",
             "serve",
             "--listen",
             f"127.0.0.1:{self.port}",

@@ -1,7 +1,13 @@
-"""mailpipe core: parsing, enrichment and the pipeline, provider-neutral.
+"""mailpipe core, provider-neutral and stdlib-only.
 
-Dependency rule (enforced by tests/test_layers.py): ``core`` imports only the standard library and itself.
-Providers (``providers/<cloud>``) import ``core`` and their own SDK; handlers compose one provider with core.
+The kernel sits at this package's root: ``errors``, ``ports`` (Protocols and the event contract), ``model``,
+``keys``, ``domains``, ``log``, ``settings`` and ``pipeline``. Each concern has a folder of its own and imports
+only the kernel and itself (tests/test_layers.py):
+
+- ``mime/``    bounded MIME parsing (``parser.parse``) and its helpers
+- ``enrich/``  the enrichment contract, registry, view of the message, derived files, the runner
+- ``routing/`` per-customer rules, their loader, the plan, dispatch to queues and signed webhooks
+- ``edge/``    the sans-I/O SMTP session, DATA decoding, store-before-250 ingest, per-domain stores
+
+``pipeline`` joins the concerns: a stored ``.eml`` -> parse -> enrich -> store -> route.
 """
-
-__version__ = "0.1.0"

@@ -6,7 +6,7 @@ Layout of a store:
   parsed/<id>.json             the canonical parsed JSON
   att/<id>/<n>-<safe-name>     decoded attachment bytes
   att/<id>/<p>.<k>-<safe-name> files an enricher derived (winmail.dat, uuencode): the k-th from attachment <p>,
-                               or from the text body when <p> is ``body`` (core/enrich_derived.py)
+                               or from the text body when <p> is ``body`` (core/enrich/derived.py)
   quarantine/<id>.json         permanent failures, with the reason
 """
 
@@ -18,10 +18,10 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
-from core.errors import InvalidKey
+from mailpipe.core.errors import InvalidKey
 
 if TYPE_CHECKING:
-    from core.model import Envelope
+    from mailpipe.core.model import Envelope
 
 RAW_PREFIX = "raw/"
 PARSED_PREFIX = "parsed/"

@@ -174,7 +174,7 @@ class ParsedMessage:
 
 @dataclass(frozen=True, slots=True)
 class ParseResult:
-    """What ``core.mime.parse`` returns: the model plus the decoded attachment bytes, keyed by storage key."""
+    """What ``mime.parser.parse`` returns: the model plus the decoded attachment bytes, keyed by storage key."""
 
     message: ParsedMessage
     payloads: dict[str, bytes]

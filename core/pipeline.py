@@ -2,7 +2,7 @@
 
 Every output key is derived from the message id, every write is safe to repeat: processing the same raw object
 again (an at-least-once redelivery, a restart) produces the same keys and the same notification. Permanent
-errors (core.errors.PermanentError) write ``quarantine/<id>.json`` and are acknowledged; anything else is
+errors (mailpipe.core.errors.PermanentError) write ``quarantine/<id>.json`` and are acknowledged; anything else is
 RETRY, so the platform redelivers.
 """
 
@@ -15,8 +15,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from core.errors import MalformedEvent, MalformedMessage, ObjectNotFound, PermanentError, PipelineError
-from core.keys import (
+from mailpipe.core.errors import MalformedEvent, MalformedMessage, ObjectNotFound, PermanentError, PipelineError
+from mailpipe.core.keys import (
     PARSED_PREFIX,
     QUARANTINE_PREFIX,
     RAW_PREFIX,
@@ -26,17 +26,17 @@ from core.keys import (
     parsed_key,
     quarantine_key,
 )
-from core.log import log_context
-from core.mime import parse
-from core.model import NOTIFICATION_SCHEMA, Envelope, dumps
+from mailpipe.core.log import log_context
+from mailpipe.core.mime.parser import parse
+from mailpipe.core.model import NOTIFICATION_SCHEMA, Envelope, dumps
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator
 
-    from core.dispatch import Router
-    from core.enrich_derived import Derived
-    from core.ports import Delivery, ObjectStore, Publisher
-    from core.settings import Settings
+    from mailpipe.core.enrich.derived import Derived
+    from mailpipe.core.ports import Delivery, ObjectStore, Publisher
+    from mailpipe.core.routing.dispatch import Router
+    from mailpipe.core.settings import Settings
 
 log = logging.getLogger("mailpipe.pipeline")
 
@@ -64,7 +64,9 @@ class Pipeline:
         self.store, self.publisher, self.settings, self.router = store, publisher, settings, router
         self._enrich: Callable[..., tuple[dict[str, Any], list[Derived]]] | None = None
         if settings.enrichers:
-            from core.enrich import DerivedLimits, enrich_message, load_config, load_enricher
+            from mailpipe.core.enrich.derived import DerivedLimits
+            from mailpipe.core.enrich.registry import load_config, load_enricher
+            from mailpipe.core.enrich.run import enrich_message
 
             for name in settings.enrichers:
                 load_enricher(name)

@@ -6,8 +6,10 @@ Every store is bound to one bucket/container (and optional prefix) when built; k
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
+
+from mailpipe.core.errors import MalformedEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +66,56 @@ class Publisher(Protocol):
 
 ObjectCreatedListener = Callable[[str], None]
 """Called with the key of a newly created object (the local store's stand-in for a cloud bucket event)."""
+
+
+# Optional store capabilities: small Protocols checked with isinstance, never attribute probes.
+@runtime_checkable
+class BatchStore(Protocol):
+    """A store that writes many objects in one durable commit (the folder store's group commit)."""
+
+    def put_many(self, items: list[tuple[str, bytes, str]], *, if_absent: bool = False) -> list[bool]:
+        """``put`` for ``(key, data, content_type)`` items, made durable together; per item True when written,
+        False when ``if_absent`` found it there. Raises InvalidKey, TransientError (the whole batch failed)."""
+        ...
+
+
+@runtime_checkable
+class BucketStore(Protocol):
+    """A store bound to one cloud bucket/container (``bucket``) and key prefix (``prefix``, "" or ending in /):
+    what a platform's object-created event names."""
+
+    bucket: str
+    prefix: str
+
+
+@runtime_checkable
+class ObservableStore(Protocol):
+    """A store that announces its new objects in-process (memory://, file://): the local bucket event."""
+
+    def add_listener(self, listener: ObjectCreatedListener) -> None:
+        """Call ``listener(key)`` after every object created from now on. No I/O; raises nothing."""
+        ...
+
+
+# The event contract: a provider's decoder turns one platform record into Deliveries, without I/O.
+Decoder = Callable[[Any], list[Delivery]]
+
+
+def bind_store(store: object, decoder: Decoder) -> Decoder:
+    """``decoder`` restricted to one store: a delivery naming another bucket/container is MalformedEvent
+    (permanent), and keys are made relative to the store's prefix (``s3://bucket/prefix``); keys outside the
+    prefix stay as they are, so the pipeline ignores them. A store that is no BucketStore takes any bucket.
+    Pure: no I/O."""
+    bucket, prefix = (store.bucket, store.prefix) if isinstance(store, BucketStore) else (None, "")
+
+    def bound(record: Any) -> list[Delivery]:
+        out = []
+        for d in decoder(record):
+            if bucket is not None and d.ref.bucket != bucket:
+                raise MalformedEvent(f"delivery {d.id}: bucket {d.ref.bucket!r} is not this store's")
+            if prefix and d.ref.key.startswith(prefix):
+                d = replace(d, ref=replace(d.ref, key=d.ref.key[len(prefix) :]))
+            out.append(d)
+        return out
+
+    return bound

@@ -9,9 +9,9 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ConfigError
-from core.model import Limits
-from core.tenants import merge, parse_entries
+from mailpipe.core.domains import merge, parse_entries
+from mailpipe.core.errors import ConfigError
+from mailpipe.core.model import Limits
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -51,7 +51,7 @@ class Settings:
     queue_url: str = "file://./var/queue"
     listen: str = "127.0.0.1:2525"
     domains: tuple[str, ...] = ()  # empty (and no domain_stores): local mode, accept any recipient domain
-    domain_stores: tuple[str, ...] = ()  # "DOMAIN=STORE-URL" entries, one store per customer (core.tenants)
+    domain_stores: tuple[str, ...] = ()  # "DOMAIN=STORE-URL" entries, one store per customer (core.edge.tenants)
     max_recipients: int = 100
     max_connections: int = 200
     max_line_length: int = 4096  # RFC 5321 says 1000; real mail is sloppier, so we allow more
@@ -66,7 +66,7 @@ class Settings:
     log_level: str = "INFO"
     rules_file: str | None = None  # routing rules YAML (docs/rules.md); None: no routing
     enrichers: tuple[str, ...] = ()  # enricher names, run in order after parsing (docs/enrichers.md)
-    enrich_config_file: str | None = None  # JSON: enricher name -> its settings (core.enrich.load_config)
+    enrich_config_file: str | None = None  # JSON: enricher name -> its settings (mailpipe.core.enrich.run.load_config)
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:

@@ -11,12 +11,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from deploy import stage_files
-from deploy.stages import StageError
+from mailpipe.providers.yaml.stages import StageError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from deploy.stages import Stage
+    from mailpipe.providers.yaml.stages import Stage
 
 NEEDS_FIRST = (
     "AWS credentials for the target account (AWS_PROFILE or the standard AWS_* variables) allowed to use "
@@ -57,7 +57,7 @@ def stamp(stages: Path, stage: Stage) -> str:
     other versions of them."""
     import hashlib
 
-    from deploy.stages import ROOT
+    from deploy import ROOT
 
     digest = hashlib.sha256(stages.read_bytes())
     if stage.rules:

@@ -16,12 +16,13 @@ import shutil
 import sys
 from typing import TYPE_CHECKING, Any
 
-from deploy.stages import ROOT, StageError
+from deploy import ROOT
+from mailpipe.providers.yaml.stages import StageError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from deploy.stages import Stage
+    from mailpipe.providers.yaml.stages import Stage
 
 NEEDS_FIRST = (
     "the Azure CLI logged in (`az login`, `az account set --subscription ...`) as Owner (or Contributor + "

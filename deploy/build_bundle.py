@@ -1,17 +1,22 @@
-"""Build the deployable bundle and native deploy descriptors of one GCP or Azure stage of stages.yml.
+"""Build the deployable bundle and native deploy descriptors of one stage of stages.yml (any cloud).
 
     python -m deploy.build_bundle STAGE [--stages stages.yml] [--out build]
 
-GCP   -> build/STAGE/gcp/ (main.py with target ``on_event``, requirements.txt, core/, providers/gcp/,
-         handlers/), env.gcp.yaml, deploy.sh + deploy.json: the gcloud commands (APIs, bucket, topics, IAM,
+Every bundle holds the one import package ``mailpipe/`` (the repo's core/, providers/__init__.py + the cloud's
+provider, handlers/ compose + the cloud's handler, enrichers/) and the platform's entry file at its root.
+
+GCP   -> build/STAGE/gcp/ (main.py with target ``on_event``, requirements.txt, mailpipe/), env.gcp.yaml,
+         deploy.sh + deploy.json: the gcloud commands (APIs, bucket, topics, IAM,
          ``gcloud functions deploy --gen2`` with an Eventarc finalize trigger and --retry, dead-letter topic).
-Azure -> build/STAGE/azure/ (function_app.py, host.json, requirements.txt, core/, providers/azure/,
-         handlers/), azure.zip, azuredeploy.json (ARM: storage, queues + poison queue, Flex Consumption app
+Azure -> build/STAGE/azure/ (function_app.py, host.json, requirements.txt, mailpipe/), azure.zip,
+         azuredeploy.json (ARM: storage, queues + poison queue, Flex Consumption app
          with a managed identity, Event Grid BlobCreated -> queue), deploy.sh + deploy.json.
 
-AWS   -> build/STAGE/stage/ (rules.json, enrich.json) and build/STAGE/aws.json: the function's extra environment
-         (MAILPIPE_RULES, MAILPIPE_ENRICH_CONFIG, secret references), the queues it may send to and its layers,
-         which serverless.yml reads (``serverless package|deploy`` needs this step first).
+AWS   -> build/STAGE/aws.zip (handler ``mailpipe/handlers/aws_lambda.handle``; mailpipe/ and the stage's
+         build/STAGE/stage/ rules.json, enrich.json; boto3 comes with the runtime) and build/STAGE/aws.json: the
+         function's extra environment (MAILPIPE_RULES, MAILPIPE_ENRICH_CONFIG, secret references), the queues it
+         may send to and its layers, which serverless.yml reads (``serverless package|deploy`` needs this step
+         first; the zip is its ``package.artifact``).
 
 requirements.txt lists the cloud's extra plus the extras of the stage's enrichers; the platform installs them.
 The stage's rules file is validated here (file:line errors) and shipped as JSON. Nothing is contacted.
@@ -30,14 +35,20 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploy import stage_files
-from deploy.stages import ROOT, StageError, get
+from deploy import ROOT, stage_files
+from mailpipe.providers.yaml.stages import StageError, get
 
 if TYPE_CHECKING:
-    from deploy.stages import Stage
+    from mailpipe.providers.yaml.stages import Stage
 
-COMMON = ["core", "providers/__init__.py", "handlers/__init__.py", "enrichers"]
-SOURCES = {"gcp": ["providers/gcp", "handlers/gcp_function.py"], "azure": ["providers/azure"]}
+# repo paths; in a bundle each sits under mailpipe/ (the wheel's layout: pyproject.toml package-dir)
+COMMON = ["mailpipe/__init__.py", "core", "providers/__init__.py", "handlers/__init__.py", "handlers/compose.py",
+          "enrichers"]  # fmt: skip
+SOURCES = {
+    "aws": ["providers/aws", "handlers/aws_lambda.py"],
+    "gcp": ["providers/gcp", "handlers/gcp_function.py"],
+    "azure": ["providers/azure"],  # function_app.py is the handler, at the bundle root
+}
 
 
 def requirements(*extras: str) -> str:
@@ -56,10 +67,16 @@ def requirements(*extras: str) -> str:
     return "\n".join(dict.fromkeys(r for e in extras for r in expand(e))) + "\n"
 
 
+def in_bundle(rel: str) -> str:
+    """Where the repo path ``rel`` sits in a bundle: under the import package ``mailpipe/``."""
+    return rel if rel.startswith("mailpipe/") else f"mailpipe/{rel}"
+
+
 def copy_sources(dest: Path, paths: list[str]) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "data")  # enrichers/data: test signatures
+    """Copy the repo paths ``paths`` into the bundle folder ``dest``, each under ``mailpipe/``."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "py.typed", "data")  # enrichers/data: test signatures
     for rel in paths:
-        src, out = ROOT / rel, dest / rel
+        src, out = ROOT / rel, dest / in_bundle(rel)
         out.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
             shutil.copytree(src, out, ignore=ignore, dirs_exist_ok=True)
@@ -69,7 +86,7 @@ def copy_sources(dest: Path, paths: list[str]) -> None:
 
 def build(stage_name: str, stages: Path | None = None, out: Path | None = None) -> Path:
     """Write the bundle and descriptors of ``stage_name`` under ``out/STAGE``; return that folder."""
-    stage = get(stage_name, stages)
+    stage = get(stage_name, stages or ROOT / "stages.yml")
     base = (out or ROOT / "build") / stage_name
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
@@ -77,6 +94,11 @@ def build(stage_name: str, stages: Path | None = None, out: Path | None = None) 
         from deploy.aws import write as write_aws
 
         write_aws(stage, base, stages or ROOT / "stages.yml")
+        bundle = base / "aws"
+        copy_sources(bundle, COMMON + SOURCES["aws"])
+        if (base / "stage").is_dir():  # MAILPIPE_RULES / MAILPIPE_ENRICH_CONFIG name build/STAGE/stage/...
+            shutil.copytree(base / "stage", bundle / base.parent.name / base.name / "stage")
+        zip_dir(bundle, base / "aws.zip")
         return base
     bundle = base / stage.cloud
     copy_sources(bundle, COMMON + SOURCES[stage.cloud])

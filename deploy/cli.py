@@ -12,7 +12,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from deploy.stages import ROOT, StageError, get
+from deploy import ROOT
+from mailpipe.providers.yaml.stages import StageError, get
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.edge:
             from deploy.edge import render
-            from deploy.stages import load
+            from mailpipe.providers.yaml.stages import load
 
             print(render(stage, load().values()), end="")
             return 0

@@ -12,15 +12,15 @@ import json
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from deploy.stages import StageError
+from mailpipe.providers.yaml.stages import StageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from deploy.stages import Stage
+    from mailpipe.providers.yaml.stages import Stage
 
 PORT = 25
-CHECK = ["python", "-m", "handlers.smtp_edge", "--check"]
+CHECK = ["python", "-m", "mailpipe.handlers.edge", "--check"]
 # stage `edge:` keys -> default (None: computed from the stage)
 KEYS: dict[str, Any] = {
     "image": None,  # default mailpipe-edge:<cloud>, as built by the Containerfile's example

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from deploy.stages import Stage
+    from mailpipe.providers.yaml.stages import Stage
 
 NEEDS_FIRST = (
     "the Google Cloud CLI logged in (`gcloud auth login`) as a user allowed to enable services, create "
@@ -36,7 +36,7 @@ APIS = [
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 MAIN_PY = '''"""Cloud Functions entry point: target ``on_event`` (a CloudEvent function)."""
 
-from handlers.gcp_function import on_event
+from mailpipe.handlers.gcp_function import on_event
 
 __all__ = ["on_event"]
 '''

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from deploy.stages import ROOT, StageError
+from deploy import ROOT
+from mailpipe.providers.yaml.stages import StageError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from deploy.stages import Stage
+    from mailpipe.providers.yaml.stages import Stage
 
 FILES = "stage"  # the folder, inside a bundle, holding rules.json and enrich.json
 # enricher -> the pyproject extra its Python packages come from (the others are stdlib only)
@@ -48,15 +49,16 @@ def read_rules(stage: Stage) -> Rules | None:
         return None
     import yaml
 
-    from core.errors import ConfigError
-    from providers.local.rules_yaml import load_rules_text
+    from mailpipe.core.errors import ConfigError
+    from mailpipe.core.routing.load import load_text
+    from mailpipe.providers.yaml.rules import read
 
     path = ROOT / stage.rules
     try:
         text = path.read_text(encoding="utf-8")
         doc = yaml.safe_load(text)
         names = secret_names(doc)
-        load_rules_text(text, source=stage.rules, env=dict.fromkeys(names, _PLACEHOLDER))
+        load_text(text, source=stage.rules, reader=read, env=dict.fromkeys(names, _PLACEHOLDER))
     except (OSError, yaml.YAMLError, ConfigError, ValueError, TypeError, AttributeError) as exc:
         raise StageError(f"stage {stage.name!r}: rules {stage.rules}: {exc}") from exc
     dests = sorted({u for c in doc["customers"].values() for u in (c.get("destinations") or {}).values()})

@@ -15,13 +15,13 @@ from __future__ import annotations
 from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any
 
-from enrichers.authresults import arc_summary, parse_authentication_results
-from enrichers.dns import DictResolver, Resolver, SystemResolver
-from enrichers.verify import check_arc, check_dkim, check_dmarc, check_spf
+from mailpipe.enrichers.authresults import arc_summary, parse_authentication_results
+from mailpipe.enrichers.dns import DictResolver, Resolver, SystemResolver
+from mailpipe.enrichers.verify import check_arc, check_dkim, check_dmarc, check_spf
 
 if TYPE_CHECKING:
-    from core.enrich import Context
-    from core.enrich_view import MessageView
+    from mailpipe.core.enrich.contract import Context
+    from mailpipe.core.enrich.view import MessageView
 
 
 class AuthEnricher:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from core.errors import BackendUnavailable
+from mailpipe.core.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

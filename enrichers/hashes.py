@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from core.enrich import Context, Skip
-from enrichers.archive import ZipLimits, expand
+from mailpipe.core.enrich.contract import Context, Skip
+from mailpipe.enrichers.archive import ZipLimits, expand
 
 if TYPE_CHECKING:
-    from core.enrich_view import MessageView
+    from mailpipe.core.enrich.view import MessageView
 
 
 class AttachmentHashesEnricher:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.enrich import Context, Skip
+from mailpipe.core.enrich.contract import Context, Skip
 
 if TYPE_CHECKING:
-    from core.enrich_view import MessageView
+    from mailpipe.core.enrich.view import MessageView
 
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 

@@ -14,11 +14,11 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from enrichers.received import chain
+from mailpipe.enrichers.received import chain
 
 if TYPE_CHECKING:
-    from core.enrich import Context
-    from core.enrich_view import MessageView
+    from mailpipe.core.enrich.contract import Context
+    from mailpipe.core.enrich.view import MessageView
 
 _URL = re.compile(r"""\b(?:(?:https?|ftp)://(?:\[[0-9a-f:.]+\])?|www\.)[^\s<>"'`{}|\\^\[\]]+""", re.I)
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")

@@ -1,11 +1,11 @@
 """The messy mail every inbox gets, as typed results (stdlib only):
 
 - ``autoreply``: RFC 3834 ``Auto-Submitted``, ``X-Autoreply``/``X-Autorespond``, ``Precedence``, out-of-office
-  subjects -> ``{"autoreply": bool, "kind", "signals"}`` (core/facts.py reads ``autoreply.result.autoreply``).
+  subjects -> ``{"autoreply": bool, "kind", "signals"}`` (core/routing/facts.py reads ``autoreply.result.autoreply``).
 - ``bounce``: delivery status notifications and feedback reports, in enrichers/reports.py.
 - ``reply``: ``stripped_text``, the reply without the quoted history and the signature.
 - ``crypto``: S/MIME and PGP signed/encrypted, detected and reported (never decrypted).
-- ``uuencode``: uuencoded files inside text bodies, decoded into derived attachments (core/enrich_derived.py).
+- ``uuencode``: uuencoded files inside text bodies, decoded into derived attachments (core/enrich/derived.py).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import binascii
 import re
 from typing import TYPE_CHECKING, Any
 
-from core.enrich import Context, Skip
-from core.enrich_derived import guess_type
+from mailpipe.core.enrich.contract import Context, Skip
+from mailpipe.core.enrich.derived import guess_type
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from core.enrich_view import MessageView, Part
+    from mailpipe.core.enrich.view import MessageView, Part
 
 _OOO = re.compile(
     r"^(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheitsnotiz|absence|"

@@ -16,10 +16,10 @@ import html as html_lib
 import re
 from typing import TYPE_CHECKING, Any, cast
 
-from core.enrich import Context, Skip
+from mailpipe.core.enrich.contract import Context, Skip
 
 if TYPE_CHECKING:
-    from core.enrich_view import MessageView
+    from mailpipe.core.enrich.view import MessageView
 
 DEFAULT_LANGUAGES = ("en", "fr", "de", "es", "it", "nl", "pt")
 MAX_CHARS = 10_000

@@ -20,13 +20,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.enrich import Context, Skip
-from enrichers import _proc, invoice
+from mailpipe.core.enrich.contract import Context, Skip
+from mailpipe.enrichers import _proc, invoice
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from core.enrich_view import MessageView, Part
+    from mailpipe.core.enrich.view import MessageView, Part
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp", "image/webp", "image/jpg"}
 
@@ -139,7 +139,7 @@ def _tesseract(image: Path, conf: Mapping[str, Any]) -> dict[str, Any]:
 
 def _detect_languages(pages: list[dict[str, Any]], conf: Mapping[str, Any]) -> None:
     """Each page's language with lingua (the ``nlp`` extra) over ``detect_languages``; without it, None."""
-    from enrichers.nlp import DEFAULT_LANGUAGES, detect
+    from mailpipe.enrichers.nlp import DEFAULT_LANGUAGES, detect
 
     codes = tuple(conf.get("detect_languages") or DEFAULT_LANGUAGES)
     for page in pages:

@@ -1,6 +1,6 @@
 """``bounce``: delivery status notifications (RFC 3464 ``message/delivery-status``) and feedback reports
 (RFC 5965 ``message/feedback-report``) -> per-recipient action/status/diagnostic code and the original
-Message-ID. ``bounce`` is true when a recipient failed or is delayed (core/facts.py reads
+Message-ID. ``bounce`` is true when a recipient failed or is delayed (core/routing/facts.py reads
 ``bounce.result.bounce``). Stdlib only."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import re
 from email.parser import HeaderParser
 from typing import TYPE_CHECKING, Any
 
-from core.enrich import Context, Skip
+from mailpipe.core.enrich.contract import Context, Skip
 
 if TYPE_CHECKING:
-    from core.enrich_view import MessageView
+    from mailpipe.core.enrich.view import MessageView
 
 FEEDBACK_FIELDS = (
     "feedback-type",

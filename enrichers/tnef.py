@@ -1,6 +1,6 @@
 """``tnef``: Outlook's ``winmail.dat`` (application/ms-tnef) unpacked with tnefparse into its real attachments and
 its body. The attachments (and an RTF body, decompressed with compressed-rtf) become derived attachments, stored
-by the pipeline under ``att/<id>/<parent>.<n>-<name>`` (core/enrich_derived.py); the text and HTML bodies land in
+by the pipeline under ``att/<id>/<parent>.<n>-<name>`` (core/enrich/derived.py); the text and HTML bodies land in
 the result as ``body_text`` / ``body_html`` (at most ``MAX_BODY`` characters each, else ``truncated``)."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
-from core.enrich import Context, Skip
-from core.enrich_derived import guess_type
+from mailpipe.core.enrich.contract import Context, Skip
+from mailpipe.core.enrich.derived import guess_type
 
 if TYPE_CHECKING:
-    from core.enrich_view import MessageView, Part
+    from mailpipe.core.enrich.view import MessageView, Part
 
 MAX_BODY = 1_000_000  # characters of body_text / body_html kept in the JSON
 MAX_RTF_COMPRESSED = 2 * 1024 * 1024  # compressed-rtf decodes in pure Python, byte by byte: bound its time

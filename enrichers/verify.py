@@ -9,11 +9,11 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from core.errors import BackendUnavailable
-from enrichers.authresults import parse_tags
+from mailpipe.core.errors import BackendUnavailable
+from mailpipe.enrichers.authresults import parse_tags
 
 if TYPE_CHECKING:
-    from enrichers.dns import Resolver
+    from mailpipe.enrichers.dns import Resolver
 
 
 def check_spf(resolver: Resolver, ip: str, mail_from: str, helo: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""AWS Lambda entry point ``handlers.aws_lambda.handle``, configured by MAILPIPE_STORE / MAILPIPE_QUEUE.
+"""AWS Lambda entry point ``mailpipe.handlers.aws_lambda.handle``, configured by MAILPIPE_STORE / MAILPIPE_QUEUE.
 
 SQS batch (needs ``functionResponseType: ReportBatchItemFailures``): ``{"batchItemFailures": [...]}`` lists
 the RETRY records; SQS redelivers them until maxReceiveCount moves them to the DLQ. DONE / QUARANTINED /
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import TransientError
-from core.pipeline import Outcome
-from handlers import compose
-from providers.aws.events import bind_store, is_sqs_batch
+from mailpipe.core.errors import TransientError
+from mailpipe.core.pipeline import Outcome
+from mailpipe.handlers.compose import compose
+from mailpipe.providers.aws.events import bind_store, is_sqs_batch
 
 STORE, PIPELINE = compose()  # once per container: settings from MAILPIPE_*, JSON logs, store, publisher
 DECODE = bind_store(STORE)

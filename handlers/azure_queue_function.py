@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from handlers import compose, run_or_raise
-from providers.azure.events import bind_store, decode_queue_message
+from mailpipe.handlers.compose import compose, run_or_raise
+from mailpipe.providers.azure.events import bind_store, decode_queue_message
 
 (STORE, PIPELINE), app = compose(), func.FunctionApp()
 

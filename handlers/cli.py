@@ -13,13 +13,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mailpipe.handlers import edge
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
 def _parse_cmd(args: argparse.Namespace) -> int:
-    from core.mime import parse
-    from core.settings import Settings
+    from mailpipe.core.mime.parser import parse
+    from mailpipe.core.settings import Settings
 
     limits = Settings.from_env().limits
     names, enrich_config = _enrich_args(args)
@@ -35,8 +37,8 @@ def _parse_cmd(args: argparse.Namespace) -> int:
         result = parse(raw, limits=limits)
         document = result.message.to_dict()
         if names:
-            from core.enrich import run_enrichers
-            from core.errors import TransientError
+            from mailpipe.core.enrich.run import run_enrichers
+            from mailpipe.core.errors import TransientError
 
             try:
                 document["enrichments"] = run_enrichers(document, result.payloads, raw, names, enrich_config)
@@ -53,13 +55,13 @@ def _enrich_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
     """``--enrich a,b`` and ``--enrich-config FILE.json`` (``{"malware": {"clamd": "unix:/..."}}``)."""
     if not args.enrich:
         return [], {}
-    from core.enrich import load_config, parse_names
+    from mailpipe.core.enrich.registry import load_config, parse_names
 
     return parse_names(args.enrich), load_config(args.enrich_config)
 
 
 def _render(fmt: str, document: dict[str, Any], payloads: dict[str, bytes]) -> bytes:
-    from core.projections import render
+    from mailpipe.core.routing.projections import render
 
     return render(fmt, document, payloads)
 
@@ -67,7 +69,7 @@ def _render(fmt: str, document: dict[str, Any], payloads: dict[str, bytes]) -> b
 def _verify_cmd(args: argparse.Namespace) -> int:
     import os
 
-    from core.webhooks import verify
+    from mailpipe.core.routing.webhooks import verify
 
     secret = args.secret or os.environ.get(args.secret_env or "", "")
     if args.body in (None, "-"):
@@ -83,20 +85,20 @@ def _verify_cmd(args: argparse.Namespace) -> int:
 
 
 def _replay_cmd(args: argparse.Namespace) -> int:
-    from core.model import dumps
-    from core.replay import replay_dead_letters
-    from providers import open_store
-    from providers.local.rules_yaml import load_rules_file
+    from mailpipe.core.model import dumps
+    from mailpipe.core.routing.replay import replay_dead_letters
+    from mailpipe.handlers.compose import load_rules
+    from mailpipe.providers import open_store
 
-    outcomes = replay_dead_letters(open_store(args.store), load_rules_file(args.rules))
+    outcomes = replay_dead_letters(open_store(args.store), load_rules(args.rules))
     for outcome in outcomes:
         sys.stdout.buffer.write(dumps(outcome) + b"\n")
     return 0 if all(o["status"] == "delivered" for o in outcomes) else 1
 
 
 def _serve_cmd(args: argparse.Namespace) -> int:
-    from core.settings import Settings
-    from handlers.local import serve
+    from mailpipe.core.settings import Settings
+    from mailpipe.handlers.local import serve
 
     settings = Settings.from_env(
         listen=args.listen,
@@ -114,67 +116,11 @@ def _serve_cmd(args: argparse.Namespace) -> int:
     return serve(settings)
 
 
-def _edge_cmd(args: argparse.Namespace) -> int:
-    from core.settings import Settings
-
-    if args.check is not None:
-        from providers.smtp.probe import check, local_target
-
-        return check(args.check or local_target(Settings.from_env().listen))
-    from dataclasses import replace
-
-    from handlers.smtp_edge import run
-
-    settings = Settings.from_env(
-        listen=args.listen, store_url=args.store, domains=tuple(filter(None, (args.domains or "").split(","))) or None,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, max_message_bytes=args.max_message_bytes,
-    )  # fmt: skip
-    from core.tenants import parse_entries
-
-    entries = [f"{d}={u}" for d, u in parse_entries(args.domain_store or [], "--domain-store")]
-    if args.stages:
-        entries += _stage_entries(Path(args.stages))
-    # sources add up; a domain given two different stores is a ConfigError, never a silent override
-    return run(replace(settings, domain_stores=(*settings.domain_stores, *entries)))
-
-
-def _stage_entries(path: Path) -> list[str]:
-    """Every stage's domains -> its store URL (deploy/stages.py, PyYAML: a repo checkout). Raises ConfigError."""
-    from core.errors import ConfigError
-
-    try:
-        from deploy.stages import domain_store_entries
-
-        return domain_store_entries(path)
-    except ImportError as exc:  # the installed edge has neither: the deploy tool gives the map as env
-        raise ConfigError(
-            f"--stages needs the repo's deploy/ and PyYAML ({exc}); pass MAILPIPE_DOMAIN_STORES instead "
-            "(`deploy/mailpipe-deploy <stage> --edge` prints it for every stage)"
-        ) from exc
-
-
-def _edge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ep = sub.add_parser("edge", help="run the SMTP edge alone (the cloud shape: the bucket event parses)")
-    ep.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:2525; MAILPIPE_LISTEN)")
-    ep.add_argument("--store", help="store of the --domains domains (default file://./var/mail)")
-    ep.add_argument("--domains", help="comma-separated recipient domains stored in --store")
-    ep.add_argument(
-        "--domain-store", action="append", metavar="DOMAIN=URL",
-        help="store mail for DOMAIN (or *.DOMAIN) in URL; repeatable (MAILPIPE_DOMAIN_STORES)",
-    )  # fmt: skip
-    ep.add_argument("--stages", metavar="FILE", help="every stage's domains -> its store (stages.yml; PyYAML)")
-    ep.add_argument("--tls-cert", help="PEM certificate for STARTTLS (MAILPIPE_TLS_CERT)")
-    ep.add_argument("--tls-key", help="PEM private key for STARTTLS (MAILPIPE_TLS_KEY)")
-    ep.add_argument("--max-message-bytes", type=int, help="SIZE limit (default 50 MiB)")
-    ep.add_argument(
-        "--check", nargs="?", const="", metavar="HOST:PORT",
-        help="health probe (default: the --listen port on loopback): EHLO + NOOP; exit 0 healthy, 1 not",
-    )  # fmt: skip
-    ep.set_defaults(func=_edge_cmd)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from mailpipe import __version__
+
     p = argparse.ArgumentParser(prog="mailpipe", description="Inbound mail pipeline")
+    p.add_argument("--version", action="version", version=f"mailpipe {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     pp = sub.add_parser("parse", help="print the canonical JSON of each message, one line per file")
     pp.add_argument("files", nargs="+", metavar="FILE", help="RFC 5322 message files ('-' for stdin)")
@@ -215,13 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--enrich", metavar="NAME,...", help="enrichers to run after parsing (docs/enrichers.md)")
     sp.add_argument("--edge-processes", type=int, help="SMTP processes sharing the port (default: 1 per CPU)")
     sp.set_defaults(func=_serve_cmd)
-    _edge_parser(sub)
+    edge.add_parser(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from core.errors import ConfigError
+    from mailpipe.core.errors import ConfigError
 
     try:
         return int(args.func(args))

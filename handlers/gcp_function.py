@@ -12,8 +12,8 @@ from typing import Any
 
 import functions_framework
 
-from handlers import compose, run_or_raise
-from providers.gcp.events import bind_store
+from mailpipe.handlers.compose import compose, run_or_raise
+from mailpipe.providers.gcp.events import bind_store
 
 STORE, PIPELINE = compose()
 DECODE = bind_store(STORE)

@@ -15,26 +15,28 @@ import signal
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from core.log import configure
-from core.pipeline import Pipeline
-from providers import QUEUES, open_publisher, open_store
-from providers.local.process import WorkerProcess, spawn
-from providers.local.store import FolderStore
-from providers.local.worker import Pacer, pending, run_local
-from providers.smtp.edge import bind, routes_of, run_loop, start_edge
+from mailpipe.core.log import configure
+from mailpipe.core.ports import ObservableStore
+from mailpipe.handlers.compose import pipeline
+from mailpipe.providers import open_store
+from mailpipe.providers.local.runner.process import WorkerProcess, spawn
+from mailpipe.providers.local.runner.worker import Pacer, pending, run_local
+from mailpipe.providers.local.store import FolderStore
+from mailpipe.providers.smtp.server import bind, routes_of, run_loop, start_edge
 
 if TYPE_CHECKING:
     import socket
     from collections.abc import Iterator
 
-    from core.settings import Settings
+    from mailpipe.core.ports import ObjectStore
+    from mailpipe.core.settings import Settings
 
 
 def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; return the exit code."""
     configure(settings.log_level)
     store = open_store(settings.store_url, settings)
-    _pipeline(settings, store)  # a bad rules file or enricher fails here, before binding the port
+    pipeline(settings, store)  # a bad rules file or enricher fails here, before binding the port
     routes_of(settings, store)  # so does a store per domain (that is `mailpipe edge`)
     sock = bind(settings.listen)
     count = _edge_count(settings) if isinstance(store, FolderStore) else 1
@@ -60,7 +62,7 @@ def _helper(settings: Settings, sock: socket.socket) -> None:
     worker.stop()
 
 
-def _start_worker(settings: Settings, store: Any, *, primary: bool) -> Any:
+def _start_worker(settings: Settings, store: ObjectStore, *, primary: bool) -> Any:
     if isinstance(store, FolderStore):
         if primary:
             store.remove_stale_temp()
@@ -69,8 +71,8 @@ def _start_worker(settings: Settings, store: Any, *, primary: bool) -> Any:
         worker = WorkerProcess(parse_worker, settings, backlog=backlog, scan_first=primary)
         store.add_listener(worker.submit)
         return worker.start()
-    if hasattr(store, "add_listener"):  # memory:// lives in this process
-        return run_local(store, _pipeline(settings, store).process_key)
+    if isinstance(store, ObservableStore):  # memory:// lives in this process
+        return run_local(store, pipeline(settings, store).process_key)
     return None  # a cloud store has no in-process event: its bucket trigger runs the parser
 
 
@@ -78,26 +80,17 @@ def parse_worker(settings: Settings, keys: Iterator[str]) -> None:
     """The parse child: process every key it is sent (the parent lists the backlog into the same queue)."""
     configure(settings.log_level)
     store = open_store(settings.store_url, settings)
-    worker = run_local(store, _pipeline(settings, store).process_key, scan=False, pacer=Pacer())
+    worker = run_local(store, pipeline(settings, store).process_key, scan=False, pacer=Pacer())
     for key in keys:
         worker.submit(key)
     worker.stop(drain=False)
-
-
-def _pipeline(settings: Settings, store: Any) -> Pipeline:
-    router = None
-    if settings.rules_file:
-        from providers.local.rules_yaml import open_router
-
-        router = open_router(settings.rules_file, store, open_publisher, schemes=QUEUES)
-    return Pipeline(store, open_publisher(settings.queue_url, settings), settings, router=router)
 
 
 def _edge_count(settings: Settings) -> int:
     return settings.edge_processes or min(4, len(os.sched_getaffinity(0)))
 
 
-async def _edge_until_signal(settings: Settings, store: Any, sock: socket.socket) -> None:
+async def _edge_until_signal(settings: Settings, store: ObjectStore, sock: socket.socket) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

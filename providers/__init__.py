@@ -13,27 +13,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from core.errors import ConfigError
+from mailpipe.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from core.ports import ObjectStore, Publisher
-    from core.settings import Settings
+    from mailpipe.core.ports import ObjectStore, Publisher
+    from mailpipe.core.settings import Settings
 
 # scheme -> ("module:Class", install hint)
 STORES: dict[str, tuple[str, str]] = {
-    "file": ("providers.local.store:FolderStore", ""),
-    "memory": ("providers.local.store:MemoryStore", ""),
-    "s3": ("providers.aws.clients:S3Store", "pip install 'mailpipe[aws]'"),
-    "gs": ("providers.gcp.clients:GcsStore", "pip install 'mailpipe[gcp]'"),
-    "azblob": ("providers.azure.clients:BlobStore", "pip install 'mailpipe[azure]'"),
+    "file": ("mailpipe.providers.local.store:FolderStore", ""),
+    "memory": ("mailpipe.providers.local.store:MemoryStore", ""),
+    "s3": ("mailpipe.providers.aws.clients:S3Store", "pip install 'mailpipe[aws]'"),
+    "gs": ("mailpipe.providers.gcp.clients:GcsStore", "pip install 'mailpipe[gcp]'"),
+    "azblob": ("mailpipe.providers.azure.clients:BlobStore", "pip install 'mailpipe[azure]'"),
 }
 QUEUES: dict[str, tuple[str, str]] = {
-    "file": ("providers.local.queue:FolderQueue", ""),
-    "memory": ("providers.local.queue:MemoryQueue", ""),
-    "sqs": ("providers.aws.clients:SqsPublisher", "pip install 'mailpipe[aws]'"),
-    "https": ("providers.aws.clients:SqsPublisher", "pip install 'mailpipe[aws]'"),
-    "pubsub": ("providers.gcp.clients:PubSubPublisher", "pip install 'mailpipe[gcp]'"),
-    "azqueue": ("providers.azure.clients:QueuePublisher", "pip install 'mailpipe[azure]'"),
+    "file": ("mailpipe.providers.local.queue:FolderQueue", ""),
+    "memory": ("mailpipe.providers.local.queue:MemoryQueue", ""),
+    "sqs": ("mailpipe.providers.aws.clients:SqsPublisher", "pip install 'mailpipe[aws]'"),
+    "https": ("mailpipe.providers.aws.clients:SqsPublisher", "pip install 'mailpipe[aws]'"),
+    "pubsub": ("mailpipe.providers.gcp.clients:PubSubPublisher", "pip install 'mailpipe[gcp]'"),
+    "azqueue": ("mailpipe.providers.azure.clients:QueuePublisher", "pip install 'mailpipe[azure]'"),
 }
 
 

@@ -89,7 +89,7 @@ class ServeProcess:
         args = [
             sys.executable,
             "-m",
-            "handlers.cli",
+            "mailpipe.handlers.cli",
             "serve",
             "--listen",
             f"127.0.0.1:{self.port}",
@@ -168,9 +168,9 @@ def edge(request: pytest.FixtureRequest) -> Iterator[Callable[..., Edge]]:
         new_loop = asyncio.new_event_loop
 
     def start(store: Any = None, **overrides: Any) -> Edge:
-        from core.settings import Settings
-        from providers.local.store import MemoryStore
-        from providers.smtp.edge import start_edge
+        from mailpipe.core.settings import Settings
+        from mailpipe.providers.local.store import MemoryStore
+        from mailpipe.providers.smtp.server import start_edge
 
         store = store if store is not None else MemoryStore(f"edge-{uuid.uuid4().hex}")
         cfg = Settings.from_env({}, **{"listen": "127.0.0.1:0", "domains": ("example.com",), **overrides})

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import InvalidKey, ObjectNotFound
+from mailpipe.core.errors import InvalidKey, ObjectNotFound
 
 BINARY = bytes(range(256)) * 64 + b"\r\n.\r\n\0"
 

@@ -8,8 +8,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any
 
-from core.enrich import run_enrichers
-from core.mime import parse
+from mailpipe.core.enrich.run import run_enrichers
+from mailpipe.core.mime.parser import parse
 
 # Built at run time so this source file itself is not a 68-byte EICAR file to any scanner.
 EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").encode()
@@ -56,6 +56,6 @@ def zipped(entries: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> byt
 
 
 def enrich(data: bytes, names: list[str], config: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Parse with core.mime exactly as the pipeline does, then run the enrichers on the result."""
+    """Parse with mailpipe.core.mime.parser exactly as the pipeline does, then run the enrichers on the result."""
     result = parse(data)
     return run_enrichers(result.message.to_dict(), result.payloads, data, names, config)

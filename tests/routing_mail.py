@@ -1,4 +1,4 @@
-"""Test helpers for routing/webhooks/projections: one realistic message, parsed by the real core.mime."""
+"""Test helpers for routing/webhooks/projections: one realistic message, parsed by the real MIME parser."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from core.mime import parse
-from core.model import Envelope
-from core.webhooks import verify
+from mailpipe.core.mime.parser import parse
+from mailpipe.core.model import Envelope
+from mailpipe.core.routing.webhooks import verify
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 PNG = base64.b64decode(

@@ -17,11 +17,11 @@ from contract_store import StoreContract
 from emulators_aws import *  # noqa: F403 - the moto fixtures
 from emulators_aws import REGION, client, receive_all
 
-from core.errors import BackendUnavailable, MessageTooLarge, ObjectNotFound, Throttled, TransientError
-from core.model import Limits
-from core.settings import Settings
-from providers import open_publisher, open_store
-from providers.aws.clients import S3Store, SqsPublisher
+from mailpipe.core.errors import BackendUnavailable, MessageTooLarge, ObjectNotFound, Throttled, TransientError
+from mailpipe.core.model import Limits
+from mailpipe.core.settings import Settings
+from mailpipe.providers import open_publisher, open_store
+from mailpipe.providers.aws.clients import S3Store, SqsPublisher
 
 pytestmark = pytest.mark.emulator
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from core.errors import MalformedEvent
-from core.ports import Delivery, ObjectRef
-from providers.aws.events import bind_store, decode_record, is_sqs_batch, record_id
+from mailpipe.core.errors import MalformedEvent
+from mailpipe.core.ports import Delivery, ObjectRef
+from mailpipe.providers.aws.events import bind_store, decode_record, is_sqs_batch, record_id
 
 EVENTS = Path(__file__).parent / "fixtures" / "events" / "aws"
 BUCKET = "mailpipe-dev-mail"
@@ -124,7 +124,7 @@ def test_record_ids() -> None:
 
 
 def test_store_bound_decoder_strips_the_prefix_and_rejects_other_buckets() -> None:
-    from providers.aws.clients import S3Store
+    from mailpipe.providers.aws.clients import S3Store
 
     record = load("sqs_s3_put.json")["Records"][0]
     (d,) = bind_store(S3Store(BUCKET, "raw"))(record)

@@ -20,11 +20,11 @@ import pytest
 from emulators_aws import *  # noqa: F403 - the moto fixtures
 from emulators_aws import REGION, client, lambda_sqs_event, notify_bucket_to_queue, receive_all
 
-from core.errors import TransientError
-from core.ingest import accept
-from core.keys import attachment_key, parsed_key, raw_key
-from core.model import NOTIFICATION_SCHEMA, Envelope
-from providers.aws.clients import S3Store
+from mailpipe.core.edge.ingest import accept
+from mailpipe.core.errors import TransientError
+from mailpipe.core.keys import attachment_key, parsed_key, raw_key
+from mailpipe.core.model import NOTIFICATION_SCHEMA, Envelope
+from mailpipe.providers.aws.clients import S3Store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -90,18 +90,18 @@ class Stack:
 
 @pytest.fixture
 def load_handler(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
-    """Import handlers.aws_lambda afresh, as a cold start with the given MAILPIPE_* environment."""
+    """Import mailpipe.handlers.aws_lambda afresh, as a cold start with the given MAILPIPE_* environment."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
 
     def load(store_url: str, queue_url: str) -> ModuleType:
         monkeypatch.setenv("MAILPIPE_STORE", store_url)
         monkeypatch.setenv("MAILPIPE_QUEUE", queue_url)
-        sys.modules.pop("handlers.aws_lambda", None)
-        return importlib.import_module("handlers.aws_lambda")
+        sys.modules.pop("mailpipe.handlers.aws_lambda", None)
+        return importlib.import_module("mailpipe.handlers.aws_lambda")
 
     yield load
-    sys.modules.pop("handlers.aws_lambda", None)
+    sys.modules.pop("mailpipe.handlers.aws_lambda", None)
     root.handlers[:], _ = saved[0], root.setLevel(saved[1])
 
 

@@ -16,12 +16,12 @@ import pytest
 from emulators_aws import *  # noqa: F403 - the moto fixtures
 from emulators_aws import client, lambda_sqs_event, notify_bucket_to_queue, receive_all
 
-from core.ingest import accept
-from core.model import Envelope
-from core.pipeline import Outcome, Pipeline
-from core.settings import Settings
-from providers import open_publisher, open_store
-from providers.aws.clients import S3Store
+from mailpipe.core.edge.ingest import accept
+from mailpipe.core.model import Envelope
+from mailpipe.core.pipeline import Outcome, Pipeline
+from mailpipe.core.settings import Settings
+from mailpipe.providers import open_publisher, open_store
+from mailpipe.providers.aws.clients import S3Store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,9 +44,9 @@ def aws_handler(
     monkeypatch.setenv("MAILPIPE_QUEUE", f"sqs://{dest}")
     root = logging.getLogger()
     saved = root.handlers[:], root.level
-    sys.modules.pop("handlers.aws_lambda", None)
-    yield importlib.import_module("handlers.aws_lambda"), dest, arn
-    sys.modules.pop("handlers.aws_lambda", None)
+    sys.modules.pop("mailpipe.handlers.aws_lambda", None)
+    yield importlib.import_module("mailpipe.handlers.aws_lambda"), dest, arn
+    sys.modules.pop("mailpipe.handlers.aws_lambda", None)
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
 

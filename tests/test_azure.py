@@ -22,12 +22,12 @@ from contract_store import StoreContract
 from emulators_azure import ACCOUNT, CONTAINER, connection_string
 from emulators_gcp import free_port
 
-from core.errors import BackendUnavailable, ConfigError, MalformedEvent, ObjectNotFound, Throttled
-from core.ports import Delivery, ObjectRef
-from providers import open_publisher, open_store
-from providers.azure import events
-from providers.azure.clients import BlobStore, QueuePublisher
-from providers.azure.sdk import translate
+from mailpipe.core.errors import BackendUnavailable, ConfigError, MalformedEvent, ObjectNotFound, Throttled
+from mailpipe.core.ports import Delivery, ObjectRef
+from mailpipe.providers import open_publisher, open_store
+from mailpipe.providers.azure import events
+from mailpipe.providers.azure.clients import BlobStore, QueuePublisher
+from mailpipe.providers.azure.sdk import translate
 
 EVENTS = Path(__file__).parent / "fixtures" / "events" / "azure"
 RAW = "raw/0f3c2a9d8b7e6f5a4c3b2a1908f7e6d5.eml"
@@ -247,7 +247,7 @@ def deployed(azure_env: str, azure_queue: str, monkeypatch: pytest.MonkeyPatch) 
 
 
 def seed(store: BlobStore, eml: bytes) -> tuple[str, str]:
-    from core.keys import message_id, raw_key
+    from mailpipe.core.keys import message_id, raw_key
 
     key = raw_key(message_id(eml, None))
     store.put(key, eml, content_type="message/rfc822")
@@ -374,7 +374,7 @@ def test_bad_events_are_quarantined_and_completed(deployed: Any) -> None:
 def test_transient_failure_raises_for_host_retry(deployed: Any) -> None:
     from azure.functions.queue import QueueMessage
 
-    from core.errors import TransientError
+    from mailpipe.core.errors import TransientError
 
     app, store = deployed(
         ROOT / "handlers" / "azure_queue_function.py", queue=f"missing-{uuid.uuid4().hex[:6]}"

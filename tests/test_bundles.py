@@ -22,11 +22,12 @@ import yaml
 from emulators_azure import ACCOUNT, CONTAINER
 from test_gcp import BUCKET, MAIL, FunctionServer, finalized_event, pull, seed
 
+from deploy import ROOT
 from deploy import azure as deploy_azure
 from deploy import gcp as deploy_gcp
 from deploy.build_bundle import build
-from deploy.stages import ROOT, StageError, get
-from providers.gcp.clients import GcsStore
+from mailpipe.providers.gcp.clients import GcsStore
+from mailpipe.providers.yaml.stages import StageError, get
 
 # Import the bundle with the repo's editable install hidden, so a file missing from the bundle fails here.
 PROBE = textwrap.dedent("""
@@ -34,7 +35,7 @@ PROBE = textwrap.dedent("""
     sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in type(f).__module__]
     sys.path.insert(0, ".")
     import {module}
-    ours = ("core", "providers", "handlers", "main", "function_app")
+    ours = ("mailpipe", "core", "providers", "handlers", "enrichers", "main", "function_app")
     print(json.dumps({{n: getattr(m, "__file__", None) for n, m in list(sys.modules.items())
                       if n.split(".")[0] in ours}}))
 """)
@@ -62,11 +63,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_gcp_bundle_layout_and_env(built: Path) -> None:
     base, stage = built / "globex", get("globex")
     bundle = base / "gcp"
-    assert (bundle / "main.py").read_text().count("from handlers.gcp_function import on_event") == 1
+    assert (bundle / "main.py").read_text().count("from mailpipe.handlers.gcp_function import on_event") == 1
     assert (bundle / "requirements.txt").read_text().split() == [
         "google-cloud-storage>=2.14", "google-cloud-pubsub>=2.19", "functions-framework>=3.5"]  # fmt: skip
-    assert sorted(p.name for p in (bundle / "providers").iterdir()) == ["__init__.py", "gcp"]
-    assert not (bundle / "handlers" / "aws_lambda.py").exists()
+    assert sorted(p.name for p in bundle.iterdir()) == ["mailpipe", "main.py", "requirements.txt"]
+    assert sorted(p.name for p in (bundle / "mailpipe" / "providers").iterdir()) == ["__init__.py", "gcp"]
+    assert sorted(p.name for p in (bundle / "mailpipe" / "handlers").iterdir()) == [
+        "__init__.py", "compose.py", "gcp_function.py"]  # fmt: skip
     assert yaml.safe_load((base / "env.gcp.yaml").read_text()) == stage.settings_env()
     assert stage.settings_env()["MAILPIPE_QUEUE"] == "pubsub://globex-mail-prod/mailpipe-parsed"
 
@@ -101,10 +104,12 @@ def test_gcp_deploy_arguments(built: Path) -> None:
 def test_gcp_bundle_imports_from_itself(built: Path) -> None:
     bundle = built / "globex" / "gcp"
     files = probe(bundle, "main", {"MAILPIPE_STORE": "gs://b", "MAILPIPE_QUEUE": "pubsub://p/t"})
-    assert {"main", "handlers.gcp_function", "providers.gcp.clients", "core.pipeline"} <= set(files)
+    ours = {"main", "mailpipe.handlers.gcp_function", "mailpipe.providers.gcp.clients", "mailpipe.core.pipeline"}
+    assert ours <= set(files)
     outside = {n: f for n, f in files.items() if f and not Path(f).resolve().is_relative_to(bundle.resolve())}
     assert outside == {}
-    assert not any(n.startswith(("providers.aws", "providers.azure", "providers.local")) for n in files)
+    others = ("mailpipe.providers.aws", "mailpipe.providers.azure", "mailpipe.providers.local")
+    assert not any(n.startswith(others) for n in files)
 
 
 @pytest.mark.emulator
@@ -144,8 +149,9 @@ def test_azure_bundle_layout_and_host_json(built: Path) -> None:
     assert "azure-functions>=1.18" in (bundle / "requirements.txt").read_text().split()
     with zipfile.ZipFile(base / "azure.zip") as zf:
         names = set(zf.namelist())
-    assert {"function_app.py", "host.json", "requirements.txt", "core/pipeline.py", "handlers/__init__.py",
-            "providers/azure/clients.py"} <= names  # fmt: skip
+    assert {"function_app.py", "host.json", "requirements.txt", "mailpipe/core/pipeline.py",
+            "mailpipe/handlers/compose.py", "mailpipe/providers/azure/clients.py"} <= names  # fmt: skip
+    assert not [n for n in names if n.startswith(("core/", "handlers/", "providers/"))]  # one import package
     assert names == {str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()}
 
 
@@ -211,7 +217,7 @@ def test_azure_bundle_imports_from_itself(built: Path) -> None:
     bundle = built / "initech" / "azure"
     env = {"MAILPIPE_STORE": "azblob://acct/c", "MAILPIPE_QUEUE": "azqueue://acct/q"}
     files = probe(bundle, "function_app", env)
-    assert {"function_app", "providers.azure.clients", "core.pipeline"} <= set(files)
+    assert {"function_app", "mailpipe.providers.azure.clients", "mailpipe.core.pipeline"} <= set(files)
     outside = {n: f for n, f in files.items() if f and not Path(f).resolve().is_relative_to(bundle.resolve())}
     assert outside == {}
 
@@ -233,7 +239,7 @@ def test_azure_bundle_serves_queue_messages(built: Path, azure_env: str, azure_q
     from test_azure import grid_event
     from test_azure import seed as seed_blob
 
-    from providers.azure.clients import BlobStore
+    from mailpipe.providers.azure.clients import BlobStore
 
     prefix = f"bundle-{uuid.uuid4().hex[:8]}"
     store = BlobStore(ACCOUNT, CONTAINER, prefix)

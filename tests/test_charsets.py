@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
-from core.charsets import decode, resolve
-from core.encodings import decode_words
-from core.mime import parse
-from core.model import dumps
+from mailpipe.core.mime.charsets import decode, resolve
+from mailpipe.core.mime.encodings import decode_words
+from mailpipe.core.mime.parser import parse
+from mailpipe.core.model import dumps
 
 SAMPLES = [
     # (declared charset, codec used to produce the bytes, text)

@@ -26,11 +26,14 @@ SDK_TOPS = ("boto3", "botocore", "google", "azure", "grpc", "functions_framework
 @pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_core_bundle_holds_core_one_provider_its_handlers_and_no_sdk(cloud: str) -> None:
     names = zipfile.ZipFile(io.BytesIO(coldstart.zip_bytes(coldstart.core_bundle_files(cloud)))).namelist()
-    allowed = ("core/", f"providers/{cloud}/")
-    assert {"core/pipeline.py", "core/settings.py", f"providers/{cloud}/clients.py"} <= set(names)
-    assert [n for n in names if not n.startswith(allowed)] == sorted(
-        ["providers/__init__.py", "handlers/__init__.py", coldstart.CORE_HANDLER[cloud]]
+    allowed = ("mailpipe/core/", f"mailpipe/providers/{cloud}/")
+    assert {"mailpipe/core/pipeline.py", "mailpipe/core/settings.py", f"mailpipe/providers/{cloud}/clients.py"} <= set(
+        names
     )
+    assert [n for n in names if not n.startswith(allowed)] == sorted(
+        ["mailpipe/__init__.py", "mailpipe/providers/__init__.py", "mailpipe/handlers/__init__.py",
+         "mailpipe/handlers/compose.py", "mailpipe/" + coldstart.CORE_HANDLER[cloud]]
+    )  # fmt: skip
     assert not [n for n in names if n.split("/")[0] in SDK_TOPS or "__pycache__" in n or n.endswith(".pyc")]
 
 
@@ -47,14 +50,14 @@ def _allowed_tops(extra: str) -> set[str]:
 def test_handler_is_ready_from_the_core_bundle_without_network(handler: str, tmp_path: Path) -> None:
     cloud, _, _, ready, auth = coldstart.HANDLERS[handler]
     zipfile.ZipFile(io.BytesIO(coldstart.zip_bytes(coldstart.core_bundle_files(cloud)))).extractall(tmp_path)
-    module = "handlers." + (handler.split(",")[0])
+    module = "mailpipe.handlers." + (handler.split(",")[0])
     env = coldstart.cloud_env(cloud, tmp_path, coldstart.closed_port(), auth)
     env.pop("MAILPIPE_ENRICHERS", None)  # enrichers/ is not part of the core bundle
     code = coldstart.probe_code(tmp_path, f"import {module} as m", ready, check=True)
     result = coldstart.run_probe(code, env, tmp_path)
     startup = set(coldstart.run_probe(coldstart.probe_code(None, "", check=True), env, tmp_path)["files"])
     assert result["sockets"] == [], "import and client creation must not touch the network"
-    ours = ("core", "providers", "handlers", "enrichers")
+    ours = ("mailpipe", "core", "providers", "handlers", "enrichers")
     files = {n: f for n, f in result["files"].items() if f}
     assert not [n for n, f in files.items() if n.split(".")[0] in ours and not Path(f).is_relative_to(tmp_path)]
     stdlib = Path(os.__file__).parent

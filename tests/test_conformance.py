@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from core.addresses import parse_addresses
-from core.dates import parse_date
-from core.headers import content_type, msg_ids, split_fields, unstructured
-from core.mime import parse
+from mailpipe.core.mime.addresses import parse_addresses
+from mailpipe.core.mime.dates import parse_date
+from mailpipe.core.mime.headers import content_type, msg_ids, split_fields, unstructured
+from mailpipe.core.mime.parser import parse
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared/corpus/stalwart-mail-parser"
 CPYTHON_DATA = Path(email.__file__).parent.parent / "test/test_email/data"

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from deploy.stages import REQUIRED, StageError, get, load  # noqa: E402
+from mailpipe.providers.yaml.stages import REQUIRED, StageError, get, load  # noqa: E402
 
 CLI = ROOT / "deploy" / "mailpipe-deploy"
 

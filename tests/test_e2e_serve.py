@@ -203,7 +203,7 @@ def test_local_mode_says_so_at_start_up(serve_process: Any) -> None:
 
 
 def test_shared_listen_socket_is_tcp_so_replies_are_not_delayed() -> None:
-    from providers.smtp.edge import bind
+    from mailpipe.providers.smtp.server import bind
 
     sock = bind("127.0.0.1:0")  # asyncio sets TCP_NODELAY on accepted sockets only for proto TCP
     try:
@@ -242,7 +242,7 @@ def test_bad_rules_file_fails_start_up_with_exit_2(tmp_path: Path) -> None:
     args = [
         sys.executable,
         "-m",
-        "handlers.cli",
+        "mailpipe.handlers.cli",
         "serve",
         "--listen",
         f"127.0.0.1:{_free_port()}",

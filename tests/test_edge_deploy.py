@@ -20,9 +20,9 @@ from conftest import ROOT, _free_port, wait_port
 from emulators_aws import *  # noqa: F403 - the moto fixtures
 from emulators_aws import REGION, client
 
-from core.keys import envelope_key
 from deploy import edge as edge_deploy
-from deploy.stages import StageError, get
+from mailpipe.core.keys import envelope_key
+from mailpipe.providers.yaml.stages import StageError, get
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -53,12 +53,12 @@ def test_containerfile_copies_existing_sources_and_installs_real_extras() -> Non
     (install,) = [a for i, a in ins if i == "RUN" and "pip install" in a]
     assert '".[smtp,${CLOUD}]"' in install
     assert {"smtp", "aws", "gcp", "azure", "local"} <= set(extras)
-    for top in packages["tool"]["setuptools"]["packages"]["find"]["include"]:  # every package is copied
-        assert any(a.startswith(top.rstrip("*") + "/") for i, a in ins if i == "COPY"), top
+    for top in packages["tool"]["setuptools"]["package-dir"].values():  # every folder of the wheel is copied
+        assert any(a.startswith(top + "/") for i, a in ins if i == "COPY"), top
     # the build-context allowlist lets every COPY source through
     ignore = set((CONTAINERFILE.parent / "Containerfile.dockerignore").read_text().splitlines())
     sources = [src for i, a in ins if i == "COPY" for src in a.split()[:-1]]
-    assert {"core/", "providers/", "handlers/", "enrichers/", "README.md"} <= set(sources)
+    assert {"mailpipe/", "schema/", "core/", "providers/", "handlers/", "enrichers/", "README.md"} <= set(sources)
     assert {f"!{src}" for src in sources} <= ignore
 
 
@@ -67,14 +67,14 @@ def test_containerfile_runs_the_edge_as_a_non_root_user_on_port_25() -> None:
     assert ins["USER"] not in ("root", "0")
     assert ins["EXPOSE"] == "25"
     assert "cap_net_bind_service=+ep" in next(a for i, a in _instructions() if i == "RUN")
-    assert json.loads(ins["ENTRYPOINT"]) == ["python", "-m", "handlers.smtp_edge"]
+    assert json.loads(ins["ENTRYPOINT"]) == ["python", "-m", "mailpipe.handlers.edge"]
     probe = json.loads(ins["HEALTHCHECK"].split("CMD", 1)[1])
     assert probe == edge_deploy.CHECK
     assert "MAILPIPE_LISTEN=0.0.0.0:25" in ins["ENV"]
 
 
 def _module(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "handlers.smtp_edge", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mailpipe.handlers.edge", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=60, env={**os.environ, **(env or {})})  # fmt: skip
 
 
@@ -133,7 +133,7 @@ def test_aws_task_definition_has_image_port_env_and_health_check() -> None:
     assert task["requiresCompatibilities"] == ["FARGATE"] and task["networkMode"] == "awsvpc"
     assert c["portMappings"] == [{"containerPort": 25, "protocol": "tcp"}]
     assert {e["name"]: e["value"] for e in c["environment"]} == edge_deploy.edge_env(stage)
-    assert c["healthCheck"]["command"] == ["CMD", "python", "-m", "handlers.smtp_edge", "--check"]
+    assert c["healthCheck"]["command"] == ["CMD", "python", "-m", "mailpipe.handlers.edge", "--check"]
     for needed in ("create-load-balancer", "--type network", "--protocol TCP --port 25", "preserve_client_ip",
                    "--launch-type FARGATE", "containerPort=25", "register-task-definition"):  # fmt: skip
         assert needed in out, needed
@@ -182,7 +182,7 @@ def edge_process(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], int]]:
         port = _free_port()
         env = {**env, "MAILPIPE_LISTEN": f"127.0.0.1:{port}"}  # the one change: loopback, not 0.0.0.0:25
         with open(tmp_path / "edge.log", "ab") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "handlers.smtp_edge"], cwd=ROOT, stdout=log,
+            procs.append(subprocess.Popen([sys.executable, "-m", "mailpipe.handlers.edge"], cwd=ROOT, stdout=log,
                                           stderr=log, env={**os.environ, **env}))  # fmt: skip
         wait_port(port)
         return port
@@ -222,8 +222,8 @@ def test_generated_env_edge_on_a_local_folder_variant(tmp_path: Path, edge_proce
 
 
 def test_edge_output_gives_the_shared_map_the_edge_reads_without_pyyaml() -> None:
-    from core.settings import Settings
-    from deploy.stages import domain_store_entries
+    from mailpipe.core.settings import Settings
+    from mailpipe.providers.yaml.stages import domain_store_entries
 
     out = _deploy("dev", "--edge").stdout
     line = next(ln for ln in out.splitlines() if "MAILPIPE_DOMAIN_STORES=" in ln)

@@ -15,13 +15,13 @@ from conftest import ROOT, _free_port, wait_port
 from emulators_aws import *  # noqa: F403 - the moto fixtures
 from emulators_aws import REGION, client
 
-from core.errors import BackendUnavailable, ConfigError
-from core.keys import envelope_key, message_id, raw_key
-from core.model import Envelope
-from core.settings import Settings
-from core.tenants import StoreRoutes
-from providers import open_store
-from providers.local.store import FolderStore
+from mailpipe.core.edge.tenants import StoreRoutes
+from mailpipe.core.errors import BackendUnavailable, ConfigError
+from mailpipe.core.keys import envelope_key, message_id, raw_key
+from mailpipe.core.model import Envelope
+from mailpipe.core.settings import Settings
+from mailpipe.providers import open_store
+from mailpipe.providers.local.store import FolderStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -114,7 +114,7 @@ def test_the_same_domain_twice_with_the_same_store_is_fine() -> None:
 
 def _edge_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "handlers.smtp_edge", *args],
+        [sys.executable, "-m", "mailpipe.handlers.edge", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
     )  # fmt: skip
 
@@ -263,7 +263,7 @@ def test_451_when_the_s3_endpoint_is_down(
 
 
 def test_stages_file_routes_each_stage_to_its_bucket(aws_env: str, tmp_path: Path) -> None:
-    """``python -m handlers.smtp_edge --stages FILE``: two AWS customers, each bucket gets its own copy."""
+    """``python -m mailpipe.handlers.edge --stages FILE``: two AWS customers, each bucket gets its own copy."""
     s3 = client("s3")
     for b in ("acme-mail", "globex-mail"):
         s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -277,7 +277,7 @@ def test_stages_file_routes_each_stage_to_its_bucket(aws_env: str, tmp_path: Pat
     port = _free_port()
     log = open(tmp_path / "edge.log", "wb")  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(
-        [sys.executable, "-m", "handlers.smtp_edge", "--stages", str(stages), "--listen", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "mailpipe.handlers.edge", "--stages", str(stages), "--listen", f"127.0.0.1:{port}"],
         cwd=ROOT, stdout=log, stderr=log,
     )  # fmt: skip
     log.close()
@@ -297,7 +297,7 @@ def test_stages_file_routes_each_stage_to_its_bucket(aws_env: str, tmp_path: Pat
 
 def test_serve_refuses_a_store_per_domain_before_binding(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "handlers.cli", "serve", "--listen", f"127.0.0.1:{_free_port()}",
+        [sys.executable, "-m", "mailpipe.handlers.cli", "serve", "--listen", f"127.0.0.1:{_free_port()}",
          "--store", f"file://{tmp_path / 'mail'}", "--queue", f"file://{tmp_path / 'queue'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
         env={**os.environ, "MAILPIPE_DOMAIN_STORES": f"acme.example=file://{tmp_path / 'acme'}"},

@@ -10,17 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from core import enrich
-from core.enrich import Context, Skip, load_enricher, parse_names, run_enrichers
-from core.enrich_view import build_view
-from core.errors import BackendUnavailable, ConfigError, TransientError
-from handlers.cli import main
+from mailpipe.core.enrich import registry
+from mailpipe.core.enrich.contract import Context, Skip
+from mailpipe.core.enrich.registry import load_enricher, parse_names
+from mailpipe.core.enrich.run import run_enrichers
+from mailpipe.core.enrich.view import build_view
+from mailpipe.core.errors import BackendUnavailable, ConfigError, TransientError
+from mailpipe.handlers.cli import main
 from tests.enrich_mail import message, raw
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from core.enrich_view import MessageView
+    from mailpipe.core.enrich.view import MessageView
 
 RAW = raw(
     message("Hello world, this is the body of the message.", attachments=(("a.bin", "x/y", b"\x00\x01"),))
@@ -51,7 +53,7 @@ def make(name: str, behaviour: str) -> type[Step]:
 @pytest.fixture
 def steps(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("good", "crash", "slow", "skip", "down"):
-        monkeypatch.setitem(enrich.BUILTIN, name, (f"tests.test_enrich:{name.upper()}", ""))
+        monkeypatch.setitem(registry.BUILTIN, name, (f"tests.test_enrich:{name.upper()}", ""))
 
 
 GOOD, CRASH, SLOW, SKIP, DOWN = (
@@ -141,7 +143,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_third_party_plugin_through_entry_point(plugin: None) -> None:
-    assert "shout" in enrich.available()
+    assert "shout" in registry.available()
     assert load_enricher("shout").version == "0.1"
     out = run_enrichers({}, {}, RAW, ["shout"], {"shout": {"chars": 11}})
     assert out["shout"]["result"] == {"loud": "HELLO WORLD"}
@@ -185,8 +187,8 @@ def test_an_enricher_is_not_started_without_the_parts_it_wants() -> None:
 
 
 def test_settings_name_the_enrichers_and_their_config(tmp_path: Path) -> None:
-    from core.enrich import load_config
-    from core.settings import Settings
+    from mailpipe.core.enrich.registry import load_config
+    from mailpipe.core.settings import Settings
 
     conf = tmp_path / "enrich.json"
     conf.write_text(json.dumps({"links": {"trusted": ["acme.example"]}}))
@@ -205,7 +207,7 @@ class NotJson(Step):
 
 
 def test_a_result_that_is_not_json_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(enrich.BUILTIN, "notjson", ("tests.test_enrich:NotJson", ""))
+    monkeypatch.setitem(registry.BUILTIN, "notjson", ("tests.test_enrich:NotJson", ""))
     out = run_enrichers({}, {}, RAW, ["notjson"])["notjson"]
     assert out["status"] == "error" and out["error"].startswith("TypeError: Object of type set")
 
@@ -217,11 +219,11 @@ class NeedsEngines(Step):
 
 
 def test_missing_engine_fails_at_load_with_the_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(enrich.BUILTIN, "needs", ("tests.test_enrich:NeedsEngines", "pip install x"))
+    monkeypatch.setitem(registry.BUILTIN, "needs", ("tests.test_enrich:NeedsEngines", "pip install x"))
     with pytest.raises(
         ConfigError, match="'needs' is missing no_such_module_xyz, no-such-program-xyz: pip install x"
     ):
         load_enricher("needs")
-    for name in enrich.BUILTIN:  # everything this project ships is installed by its own set-up
+    for name in registry.BUILTIN:  # everything this project ships is installed by its own set-up
         if name not in {"good", "crash", "slow", "skip", "down", "needs", "notjson"}:
             load_enricher(name)

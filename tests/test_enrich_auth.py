@@ -10,11 +10,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.enrich import run_enrichers
-from core.mime import parse
-from core.model import Envelope
-from enrichers.authresults import parse_authentication_results
-from enrichers.verify import org_domain
+from mailpipe.core.enrich.run import run_enrichers
+from mailpipe.core.mime.parser import parse
+from mailpipe.core.model import Envelope
+from mailpipe.enrichers.authresults import parse_authentication_results
+from mailpipe.enrichers.verify import org_domain
 from tests.enrich_mail import message, raw
 
 AR = (

@@ -23,22 +23,23 @@ from emulators_azure import ACCOUNT, CONTAINER
 from emulators_gcp import GCS_BUCKET
 from jsonschema import Draft202012Validator
 
-from core import enrich
-from core.enrich import Context, enrich_message, run_enrichers
-from core.ingest import accept
-from core.keys import attachment_index, derived_key, parsed_key, raw_key
-from core.model import Envelope
-from core.pipeline import Outcome, Pipeline
-from core.settings import Settings
-from providers import open_store
-from providers.local.memory import MemoryQueue, MemoryStore
+from mailpipe.core.edge.ingest import accept
+from mailpipe.core.enrich import registry
+from mailpipe.core.enrich.run import enrich_message, run_enrichers
+from mailpipe.core.keys import attachment_index, derived_key, parsed_key, raw_key
+from mailpipe.core.model import Envelope
+from mailpipe.core.pipeline import Outcome, Pipeline
+from mailpipe.core.settings import Settings
+from mailpipe.providers import open_store
+from mailpipe.providers.local.memory import MemoryQueue, MemoryStore
 from tests.enrich_mail import message, raw
 from tests.test_schema import SCHEMA
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from core.enrich_view import MessageView
+    from mailpipe.core.enrich.contract import Context
+    from mailpipe.core.enrich.view import MessageView
 
 ENV = Envelope(mail_from="a@sender.example", rcpt_to=("b@example.com",))
 DERIVED = Draft202012Validator({**SCHEMA, "$ref": "#/$defs/derivedAttachment", "required": []})
@@ -187,7 +188,7 @@ def test_uuencode_round_trips_exact_bytes_from_body_and_text_parts(size: int) ->
     payload, other = os.urandom(size), os.urandom(size + 7)
     text_part = ("readme.txt", "text/plain", ("intro\n" + uu_block("inner.dat", other)).encode())
     data = raw(message("hello\n" + uu_block("x y.bin", payload) + "bye\n", attachments=(text_part,)))
-    from core.mime import parse
+    from mailpipe.core.mime.parser import parse
 
     result = parse(data)
     doc = result.message.to_dict()
@@ -250,7 +251,7 @@ def test_caps_truncate_instead_of_storing(store: MemoryStore, queue: MemoryQueue
 
 
 def test_bad_derived_config_fails_at_construction(store: MemoryStore, queue: MemoryQueue, tmp_path: Path) -> None:
-    from core.errors import ConfigError
+    from mailpipe.core.errors import ConfigError
 
     conf = tmp_path / "enrich.json"
     conf.write_text(json.dumps({"derived": {"max_filez": 2}}))
@@ -284,7 +285,7 @@ class Reader(Deriving):
 
 def test_failed_step_leaves_nothing_and_later_steps_see_derived_files(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, attr in (("deriving", "Deriving"), ("deriving_fails", "Failing"), ("derived_reader", "Reader")):
-        monkeypatch.setitem(enrich.BUILTIN, name, (f"tests.test_enrich_derived:{attr}", ""))
+        monkeypatch.setitem(registry.BUILTIN, name, (f"tests.test_enrich_derived:{attr}", ""))
     data = raw(message("body"))
     doc = {"id": "a" * 32, "text": "body", "headers": []}
     out, files = enrich_message(doc, {}, data, ["deriving_fails", "deriving", "derived_reader"])

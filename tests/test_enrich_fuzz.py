@@ -46,8 +46,8 @@ def test_mutated_message(edits: list[tuple[int, bytes]]) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=300))
 def test_random_header_values(value: str) -> None:
-    from enrichers.authresults import arc_summary, parse_authentication_results
-    from enrichers.received import chain
+    from mailpipe.enrichers.authresults import arc_summary, parse_authentication_results
+    from mailpipe.enrichers.received import chain
 
     parse_authentication_results(value)
     arc_summary([value], [value], [value])

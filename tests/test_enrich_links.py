@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.enrich import run_enrichers
-from core.mime import parse
-from enrichers.received import chain, parse_hop
+from mailpipe.core.enrich.run import run_enrichers
+from mailpipe.core.mime.parser import parse
+from mailpipe.enrichers.received import chain, parse_hop
 from tests.enrich_mail import enrich, message, raw
 
 POSTFIX = (
@@ -81,7 +81,7 @@ def test_urls_domains_ips_and_deceptive_links() -> None:
 
 
 def test_envelope_client_ip_is_reported() -> None:
-    from core.model import Envelope
+    from mailpipe.core.model import Envelope
 
     data = raw(message("no links here"))
     result = parse(data, envelope=Envelope("a@x.example", ("b@y.example",), client_ip="198.51.100.1"))

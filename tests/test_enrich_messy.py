@@ -233,7 +233,7 @@ def test_winmail_dat_unpacked() -> None:
 
 
 def test_raw_fallback_view_sees_delivery_status_and_calendar() -> None:
-    from core.enrich import run_enrichers
+    from mailpipe.core.enrich.run import run_enrichers
 
     out = run_enrichers({}, {}, DSN, ["bounce"])["bounce"]["result"]
     assert out["bounce"] and out["recipients"][0]["status"] == "5.1.1"

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import wait_for
 
-from core.errors import BackendUnavailable
-from core.keys import raw_key
-from providers.local.store import FolderStore
+from mailpipe.core.errors import BackendUnavailable
+from mailpipe.core.keys import raw_key
+from mailpipe.providers.local.store import FolderStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -202,14 +202,14 @@ def test_parse_worker_killed_is_restarted_and_catches_up(serve_process: Callable
 
 _CRASHING_WORKER = """
 import os, sys, time
-from providers.local.store import FolderStore
-from providers.local.worker import pending, run_local
+from mailpipe.providers.local.store import FolderStore
+from mailpipe.providers.local.runner.worker import pending, run_local
 
 store = FolderStore(sys.argv[1])
 def process(key):
     if key.endswith(sys.argv[2] + ".eml"):
         os._exit(9)  # a parse that kills the worker process (native crash, OOM kill)
-    from core.pipeline import Outcome
+    from mailpipe.core.pipeline import Outcome
     return Outcome.DONE
 worker = run_local(store, process)
 worker.wait_idle(10)
@@ -217,10 +217,10 @@ worker.wait_idle(10)
 
 
 def test_a_message_that_keeps_killing_the_worker_is_quarantined(tmp_path: Path) -> None:
-    from core.ingest import accept
-    from core.keys import quarantine_key
-    from core.model import Envelope
-    from providers.local.worker import MAX_CRASHES, pending
+    from mailpipe.core.edge.ingest import accept
+    from mailpipe.core.keys import quarantine_key
+    from mailpipe.core.model import Envelope
+    from mailpipe.providers.local.runner.worker import MAX_CRASHES, pending
 
     store = FolderStore(tmp_path / "s")
     bad, good = (

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from core.mime import parse
-from core.model import Limits, dumps
+from mailpipe.core.mime.parser import parse
+from mailpipe.core.model import Limits, dumps
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared/corpus/stalwart-mail-parser/eml"

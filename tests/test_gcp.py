@@ -24,12 +24,12 @@ import pytest
 from contract_store import StoreContract
 from emulators_gcp import Emulator, free_port
 
-from core.errors import BackendUnavailable, MalformedEvent, ObjectNotFound, Throttled
-from core.ports import Delivery, ObjectRef
-from providers import open_publisher, open_store
-from providers.gcp import events
-from providers.gcp.clients import GcsStore, PubSubPublisher
-from providers.gcp.sdk import translate
+from mailpipe.core.errors import BackendUnavailable, MalformedEvent, ObjectNotFound, Throttled
+from mailpipe.core.ports import Delivery, ObjectRef
+from mailpipe.providers import open_publisher, open_store
+from mailpipe.providers.gcp import events
+from mailpipe.providers.gcp.clients import GcsStore, PubSubPublisher
+from mailpipe.providers.gcp.sdk import translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -174,7 +174,7 @@ def test_error_translation_table() -> None:
 
 @pytest.mark.parametrize("url", ["gs://", "s3://b", "gs:///prefix"])
 def test_gcs_bad_url_is_config_error(url: str) -> None:
-    from core.errors import ConfigError
+    from mailpipe.core.errors import ConfigError
 
     with pytest.raises(ConfigError):
         GcsStore.from_url(url)
@@ -295,7 +295,7 @@ def finalized_event(store: GcsStore, key: str) -> dict[str, Any]:
 
 
 def seed(store: GcsStore, eml: bytes) -> str:
-    from core.keys import message_id, raw_key
+    from mailpipe.core.keys import message_id, raw_key
 
     key = raw_key(message_id(eml, None))
     store.put(key, eml, content_type="message/rfc822")

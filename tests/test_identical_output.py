@@ -16,11 +16,11 @@ from emulators_aws import aws_env, bucket, moto_endpoint  # noqa: F401 - fixture
 from emulators_azure import ACCOUNT, CONTAINER
 from emulators_gcp import GCS_BUCKET
 
-from core.keys import envelope_key, message_id, raw_key
-from core.model import Envelope, dumps
-from core.pipeline import Outcome, Pipeline
-from core.settings import Settings
-from providers import open_store
+from mailpipe.core.keys import envelope_key, message_id, raw_key
+from mailpipe.core.model import Envelope, dumps
+from mailpipe.core.pipeline import Outcome, Pipeline
+from mailpipe.core.settings import Settings
+from mailpipe.providers import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "stalwart-mail-parser" / "eml"

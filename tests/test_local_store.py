@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import pytest
 from contract_store import StoreContract
 
-from core.errors import InvalidKey
-from providers import open_publisher, open_store
-from providers.local.queue import FolderQueue
-from providers.local.store import FolderStore, MemoryStore
+from mailpipe.core.errors import InvalidKey
+from mailpipe.providers import open_publisher, open_store
+from mailpipe.providers.local.queue import FolderQueue
+from mailpipe.providers.local.store import FolderStore, MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -127,11 +127,11 @@ def test_symlinked_object_pointing_outside_is_not_read(tmp_path: Path) -> None:
 
 
 def test_done_log_decides_what_a_restart_reprocesses(tmp_path: Path) -> None:
-    from core.ingest import accept
-    from core.keys import parsed_key, raw_key
-    from core.model import Envelope
-    from providers.local.journal import DoneLog
-    from providers.local.worker import pending
+    from mailpipe.core.edge.ingest import accept
+    from mailpipe.core.keys import parsed_key, raw_key
+    from mailpipe.core.model import Envelope
+    from mailpipe.providers.local.runner.journal import DoneLog
+    from mailpipe.providers.local.runner.worker import pending
 
     store = FolderStore(tmp_path / "s")
     a, b = sorted(accept(store, raw, Envelope(mail_from="", rcpt_to=("x@y.org",))) for raw in (b"x\r\n", b"y\r\n"))
@@ -177,7 +177,7 @@ def test_mount_and_journal_detection_match_the_system(tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from providers.local.syncs import mount_of, names_durable_with_file
+    from mailpipe.providers.local.disk.syncs import mount_of, names_durable_with_file
 
     if shutil.which("findmnt") is None:
         pytest.skip("findmnt (util-linux) is not installed")
@@ -189,9 +189,9 @@ def test_mount_and_journal_detection_match_the_system(tmp_path: Path) -> None:
 
 
 def test_a_retry_that_repairs_a_torn_envelope_announces_the_message(tmp_path: Path) -> None:
-    from core.ingest import accept
-    from core.keys import envelope_key
-    from core.model import Envelope
+    from mailpipe.core.edge.ingest import accept
+    from mailpipe.core.keys import envelope_key
+    from mailpipe.core.model import Envelope
 
     store = FolderStore(tmp_path / "s")
     env = Envelope(mail_from="a@b.org", rcpt_to=("c@d.org",))
@@ -207,11 +207,11 @@ def test_a_retry_that_repairs_a_torn_envelope_announces_the_message(tmp_path: Pa
 
 
 def test_restart_scan_skips_torn_messages(tmp_path: Path) -> None:
-    from core.ingest import accept
-    from core.keys import envelope_key, raw_key
-    from core.model import Envelope
-    from providers.local.durable import ENVELOPE_XATTR
-    from providers.local.worker import pending
+    from mailpipe.core.edge.ingest import accept
+    from mailpipe.core.keys import envelope_key, raw_key
+    from mailpipe.core.model import Envelope
+    from mailpipe.providers.local.disk.durable import ENVELOPE_XATTR
+    from mailpipe.providers.local.runner.worker import pending
 
     store = FolderStore(tmp_path / "s")
     env = Envelope(mail_from="a@b.org", rcpt_to=("c@d.org",), received_at="2026-11-29T00:00:00Z")
@@ -236,7 +236,7 @@ def record_keys(path: str, keys: Iterator[str]) -> None:
 def test_worker_process_gets_every_key_even_past_the_pipe_capacity(tmp_path: Path) -> None:
     import time
 
-    from providers.local.process import WorkerProcess
+    from mailpipe.providers.local.runner.process import WorkerProcess
 
     seen = tmp_path / "seen.txt"
     backlog = [f"raw/{n:032x}.eml" for n in range(3)]
@@ -282,11 +282,11 @@ def test_preallocated_unnamed_files_are_used_and_leave_nothing_behind(tmp_path: 
 
 
 def test_the_eml_carries_its_envelope_and_a_lost_sidecar_is_restored(tmp_path: Path) -> None:
-    from core.ingest import accept
-    from core.keys import envelope_key, raw_key
-    from core.model import Envelope
-    from providers.local.durable import ENVELOPE_XATTR
-    from providers.local.worker import pending
+    from mailpipe.core.edge.ingest import accept
+    from mailpipe.core.keys import envelope_key, raw_key
+    from mailpipe.core.model import Envelope
+    from mailpipe.providers.local.disk.durable import ENVELOPE_XATTR
+    from mailpipe.providers.local.runner.worker import pending
 
     store = FolderStore(tmp_path / "s")
     if not (store._io._link_first and store._io.xattrs):
@@ -302,11 +302,11 @@ def test_the_eml_carries_its_envelope_and_a_lost_sidecar_is_restored(tmp_path: P
 
 
 def test_an_envelope_too_big_for_an_attribute_is_synced_as_its_own_file(tmp_path: Path) -> None:
-    from core.ingest import accept
-    from core.keys import envelope_key, raw_key
-    from core.model import Envelope
-    from providers.local.durable import ENVELOPE_XATTR
-    from providers.local.worker import pending
+    from mailpipe.core.edge.ingest import accept
+    from mailpipe.core.keys import envelope_key, raw_key
+    from mailpipe.core.model import Envelope
+    from mailpipe.providers.local.disk.durable import ENVELOPE_XATTR
+    from mailpipe.providers.local.runner.worker import pending
 
     store = FolderStore(tmp_path / "s")
     env = Envelope(mail_from="a@b.org", rcpt_to=tuple(f"recipient-{n:04d}@example.com" for n in range(400)))

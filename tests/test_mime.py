@@ -1,4 +1,4 @@
-"""core.mime.parse over golden .eml fixtures (tests/fixtures/mail): fields, bodies, attachments, nested
+"""mailpipe.core.mime.parser.parse over golden .eml fixtures (tests/fixtures/mail): fields, bodies, attachments, nested
 messages, defects, limits, storage-key safety, the CLI. No mocks: real bytes in, the JSON contract out."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from core.keys import message_id
-from core.mime import parse
-from core.model import Envelope, Limits, dumps
+from mailpipe.core.keys import message_id
+from mailpipe.core.mime.parser import parse
+from mailpipe.core.model import Envelope, Limits, dumps
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIL = ROOT / "tests/fixtures/mail"
@@ -310,7 +310,7 @@ def test_limit_decoded_bytes() -> None:
 def test_cli_parse_prints_one_json_line_per_file() -> None:
     files = [str(MAIL / "plain.eml"), str(MAIL / "mixed.eml")]
     proc = subprocess.run(
-        [sys.executable, "-m", "handlers.cli", "parse", *files],
+        [sys.executable, "-m", "mailpipe.handlers.cli", "parse", *files],
         cwd=ROOT,
         capture_output=True,
         check=True,

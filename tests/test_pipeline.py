@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from core.dispatch import Dispatcher, Router
-from core.errors import BackendUnavailable, ConfigError, MalformedEvent
-from core.ingest import accept
-from core.keys import envelope_key, parsed_key, quarantine_key, raw_key
-from core.log import configure
-from core.model import NOTIFICATION_SCHEMA, Envelope
-from core.pipeline import Outcome, Pipeline, pending_raw_keys
-from core.ports import Delivery, ObjectRef
-from core.rules import load_config
-from core.settings import Settings
-from providers import open_publisher
-from providers.local.memory import MemoryQueue, MemoryStore
-from providers.local.worker import LocalWorker, Pacer
+from mailpipe.core.edge.ingest import accept
+from mailpipe.core.errors import BackendUnavailable, ConfigError, MalformedEvent
+from mailpipe.core.keys import envelope_key, parsed_key, quarantine_key, raw_key
+from mailpipe.core.log import configure
+from mailpipe.core.model import NOTIFICATION_SCHEMA, Envelope
+from mailpipe.core.pipeline import Outcome, Pipeline, pending_raw_keys
+from mailpipe.core.ports import Delivery, ObjectRef
+from mailpipe.core.routing.dispatch import Dispatcher, Router
+from mailpipe.core.routing.rules import load_config
+from mailpipe.core.settings import Settings
+from mailpipe.providers import open_publisher
+from mailpipe.providers.local.memory import MemoryQueue, MemoryStore
+from mailpipe.providers.local.runner.worker import LocalWorker, Pacer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -244,7 +244,7 @@ def test_local_worker_retries_until_done(name: str, queue: MemoryQueue) -> None:
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    """Log through core.log.configure (the JSON formatter, as in production) into a buffer."""
+    """Log through mailpipe.core.log.configure (the JSON formatter, as in production) into a buffer."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     stream = io.StringIO()

@@ -19,11 +19,11 @@ pytest.importorskip("anymail")
 
 from routing_mail import HTML, PDF, PNG, SECRET, SUBJECT, TEXT, parsed  # noqa: E402
 
-from core import projections  # noqa: E402
-from core.dispatch import Dispatcher  # noqa: E402
-from core.routing import plan  # noqa: E402
-from core.rules import load_config  # noqa: E402
-from providers.local.memory import MemoryStore  # noqa: E402
+from mailpipe.core.routing import projections  # noqa: E402
+from mailpipe.core.routing.dispatch import Dispatcher  # noqa: E402
+from mailpipe.core.routing.plan import plan  # noqa: E402
+from mailpipe.core.routing.rules import load_config  # noqa: E402
+from mailpipe.providers.local.memory import MemoryStore  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -167,7 +167,7 @@ def test_projection_shapes_are_deterministic() -> None:
 def test_cli_parse_prints_the_projection(fmt: str, tmp_path: Any, capsysbinary: Any) -> None:
     from routing_mail import raw_message
 
-    from handlers.cli import main
+    from mailpipe.handlers.cli import main
 
     eml = tmp_path / "m.eml"
     eml.write_bytes(raw_message())

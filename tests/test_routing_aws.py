@@ -9,11 +9,11 @@ from emulators_aws import *  # noqa: F403 - the moto fixtures
 from emulators_aws import receive_all
 from routing_mail import parsed
 
-from core.dispatch import Dispatcher
-from core.routing import plan
-from core.rules import load_config
-from providers import open_publisher
-from providers.local.memory import MemoryStore
+from mailpipe.core.routing.dispatch import Dispatcher
+from mailpipe.core.routing.plan import plan
+from mailpipe.core.routing.rules import load_config
+from mailpipe.providers import open_publisher
+from mailpipe.providers.local.memory import MemoryStore
 
 pytestmark = pytest.mark.emulator
 

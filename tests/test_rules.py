@@ -1,6 +1,6 @@
 """Routing rules: conditions, actions, validation errors with file:line, and per-customer isolation.
 
-Messages are parsed by the real core.mime; destinations are real queues (memory:// and file:// through
+Messages are parsed by the real mailpipe.core.mime.parser; destinations are real queues (memory:// and file:// through
 providers.open_publisher) and webhooks go to a real HTTP receiver.
 """
 
@@ -15,13 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from routing_mail import SECRET, Receiver, parsed
 
-from core.dispatch import Dispatcher
-from core.errors import ConfigError
-from core.routing import plan
-from core.rules import load_config
-from providers import QUEUES, open_publisher
-from providers.local.memory import MemoryQueue, MemoryStore
-from providers.local.rules_yaml import load_rules_file, load_rules_text, open_router
+from mailpipe.core.errors import ConfigError
+from mailpipe.core.routing.dispatch import Dispatcher
+from mailpipe.core.routing.load import load_text
+from mailpipe.core.routing.plan import plan
+from mailpipe.core.routing.rules import load_config
+from mailpipe.handlers.compose import load_rules, router
+from mailpipe.providers import open_publisher
+from mailpipe.providers.local.memory import MemoryQueue, MemoryStore
+from mailpipe.providers.yaml.rules import read
 
 ROOT = Path(__file__).resolve().parent.parent
 ENRICHED = {
@@ -244,7 +246,7 @@ def test_drop_and_stop() -> None:
 
 def test_example_rules_file_is_valid() -> None:
     env = {"ACME_HELPDESK_WEBHOOK_SECRET": SECRET, "ACME_CRM_WEBHOOK_SECRET": SECRET}
-    config = load_rules_file(str(ROOT / "rules" / "acme.yml"), env)
+    config = load_rules(str(ROOT / "rules" / "acme.yml"), env)
     acme = config.customers["acme"]
     assert [r.name for r in acme.rules] == ["malware", "auto-replies", "invoices", "support-team", "unhappy"]
     doc, _ = parsed(rcpts=("sales@support.acme.example", "x+invoice@in.acme.example"))
@@ -306,7 +308,7 @@ def test_bad_rules_fail_with_line_and_field(old: str, new: str, line: int, field
     text = GOOD.replace(old, new)
     assert text != GOOD
     with pytest.raises(ConfigError) as err:
-        load_rules_text(text, source="rules/acme.yml", env={"APP_SECRET": SECRET})
+        load_text(text, source="rules/acme.yml", reader=read, env={"APP_SECRET": SECRET})
     message = str(err.value)
     assert message.startswith(f"rules/acme.yml:{line}:"), message
     assert field in message
@@ -314,7 +316,7 @@ def test_bad_rules_fail_with_line_and_field(old: str, new: str, line: int, field
 
 
 def test_good_rules_load() -> None:
-    config = load_rules_text(GOOD, env={"APP_SECRET": SECRET})
+    config = load_text(GOOD, source="<rules>", reader=read, env={"APP_SECRET": SECRET})
     assert set(config.customers) == {"acme", "globex"}
     assert config.customer_for("X@ACME.example") is config.customers["acme"]
 
@@ -329,11 +331,12 @@ def test_router_from_a_rules_file_as_the_pipeline_uses_it(tmp_path: Path, memory
         "    rules:\n"
         "      - {name: pdf, when: {attachment_name: '*.pdf'}, actions: [{tag: pdf}, {publish: billing}]}\n"
     )
-    router = open_router(str(rules), MemoryStore.from_url(memory_url), open_publisher, schemes=QUEUES, env={})
+    router_ = router(str(rules), MemoryStore.from_url(memory_url), env={})
+    assert router_ is not None
     doc, payloads = parsed(rcpts=("billing@acme.example",))
-    p = router.plan(doc)
+    p = router_.plan(doc)
     assert doc["tags"] == ["pdf"] and p.disposition == "deliver"
-    assert router.act(p, doc, payloads)[0]["status"] == "published"
+    assert router_.act(p, doc, payloads)[0]["status"] == "published"
     (event_file,) = (tmp_path / "billing").iterdir()
     event = json.loads(event_file.read_bytes())
     assert event["id"] == doc["id"] and event["tags"] == ["pdf"]
@@ -345,7 +348,7 @@ def test_router_refuses_an_unknown_queue_scheme(tmp_path: Path, memory_url: str)
     rules.write_text(GOOD.replace("memory://b", "kafka://topic"))
     with pytest.raises(ConfigError, match=r"customers.acme.destinations.billing: unknown queue scheme"):
         store = MemoryStore.from_url(memory_url)
-        open_router(str(rules), store, open_publisher, schemes=QUEUES, env={"APP_SECRET": SECRET})
+        router(str(rules), store, env={"APP_SECRET": SECRET})
 
 
 @pytest.mark.parametrize(
@@ -454,3 +457,28 @@ def test_no_message_or_enrichment_shape_makes_routing_raise(raw: bytes, enrichme
     p = plan(doc, config)
     p.annotate(doc)
     assert [r["recipient"] for r in doc["routing"]][-1] == "x@nowhere.example"
+
+
+def test_one_loader_for_yaml_and_json(tmp_path: Path) -> None:
+    """The composition root reads a rules file in either spelling: the YAML a user writes and the JSON the
+    deploy tooling compiles it to give the same configuration (`mailpipe serve --rules x.json` works too)."""
+    import yaml
+
+    env = {"APP_SECRET": SECRET}
+    (tmp_path / "r.yml").write_text(GOOD)
+    (tmp_path / "r.json").write_text(json.dumps(yaml.safe_load(GOOD)))
+    from_yaml, from_json = (load_rules(str(tmp_path / n), env) for n in ("r.yml", "r.json"))
+    assert set(from_json.customers) == {"acme", "globex"}
+    for name, cust in from_yaml.customers.items():
+        twin = from_json.customers[name]
+        assert (twin.domains, twin.destinations, twin.webhooks) == (cust.domains, cust.destinations, cust.webhooks)
+        assert [r.name for r in twin.rules] == [r.name for r in cust.rules]
+    doc, _ = parsed(rcpts=("x@acme.example",))
+    assert plan(doc, from_yaml).deliveries() == plan(doc, from_json).deliveries()
+    (tmp_path / "bad.json").write_text('{"customers": {"acme": {"domains": [], "rules": []}}}')
+    with pytest.raises(ConfigError, match=r"^.*bad\.json: customers\.acme\.domains: "):
+        load_rules(str(tmp_path / "bad.json"), env)
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ConfigError, match=r"broken\.json: cannot read routing rules"):
+        load_rules(str(tmp_path / "broken.json"), env)
+

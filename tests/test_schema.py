@@ -11,8 +11,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from core.mime import parse
-from core.model import Envelope
+from mailpipe.core.mime.parser import parse
+from mailpipe.core.model import Envelope
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "schema/parsed-message.json").read_text())

@@ -112,7 +112,7 @@ def test_inbox_has_a_dead_letter_queue_and_the_function_reports_partial_failures
 
 def test_function_settings_come_from_the_stage(template: dict[str, Any]) -> None:
     fn = template["Resources"]["ParseLambdaFunction"]["Properties"]
-    assert (fn["MemorySize"], fn["Timeout"], fn["Handler"]) == (512, 60, "handlers/aws_lambda.handle")
+    assert (fn["MemorySize"], fn["Timeout"], fn["Handler"]) == (512, 60, "mailpipe/handlers/aws_lambda.handle")
     env = fn["Environment"]["Variables"]
     assert env["MAILPIPE_STORE"] == "s3://mailpipe-dev-mail"
     assert env["MAILPIPE_QUEUE"] == {"Ref": "DestinationQueue"}
@@ -144,32 +144,45 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
     }
 
 
+def test_the_artifact_is_the_built_zip(dev: Path) -> None:
+    """serverless.yml packages nothing itself: its artifact is deploy.build_bundle's zip."""
+    state = json.loads((dev / "serverless-state.json").read_text())
+    assert state["package"]["artifact"] == "aws.zip"
+    assert state["service"]["functions"]["parse"]["handler"] == "mailpipe/handlers/aws_lambda.handle"
+
+
+def bundle_zip(stage: str) -> zipfile.ZipFile:
+    return zipfile.ZipFile(ROOT / "build" / stage / "aws.zip")
+
+
 def test_bundle_holds_only_what_the_function_needs(dev: Path) -> None:
-    names = zipfile.ZipFile(dev / "mailpipe.zip").namelist()
+    names = bundle_zip("dev").namelist()
     assert (
-        "handlers/aws_lambda.py" in names
-        and "core/pipeline.py" in names
-        and "providers/aws/clients.py" in names
+        "mailpipe/handlers/aws_lambda.py" in names
+        and "mailpipe/core/pipeline.py" in names
+        and "mailpipe/providers/aws/clients.py" in names
     )
     allowed = (
-        "core/",
-        "providers/aws/",
-        "providers/__init__.py",
-        "handlers/__init__.py",
-        "handlers/aws_lambda.py",
-        "enrichers/",
+        "mailpipe/__init__.py",
+        "mailpipe/core/",
+        "mailpipe/providers/aws/",
+        "mailpipe/providers/__init__.py",
+        "mailpipe/handlers/__init__.py",
+        "mailpipe/handlers/compose.py",
+        "mailpipe/handlers/aws_lambda.py",
+        "mailpipe/enrichers/",
         "build/dev/stage/",  # the stage's rules.json / enrich.json (dev has neither)
     )
-    assert not [n for n in names if n.startswith("enrichers/data/")]  # test signatures stay out
+    assert not [n for n in names if n.startswith("mailpipe/enrichers/data/")]  # test signatures stay out
     assert [n for n in names if not n.startswith(allowed)] == []
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
 def test_bundle_imports_with_only_the_runtime_sdk(dev: Path, tmp_path: Path) -> None:
-    zipfile.ZipFile(dev / "mailpipe.zip").extractall(tmp_path)
+    bundle_zip("dev").extractall(tmp_path)
     probe = (
         "import sys, json; before = set(sys.modules); sys.path.insert(0, sys.argv[1]);"
-        "import os, handlers.aws_lambda as h; from core.enrich import load_enricher;"
+        "import os, mailpipe.handlers.aws_lambda as h; from mailpipe.core.enrich.run import load_enricher;"
         "[load_enricher(n) for n in os.environ['MAILPIPE_ENRICHERS'].split(',')];"
         "r = h.handle({'Records': []}, None);"
         "new = {m: getattr(v, '__file__', None) for m, v in sys.modules.items() if m not in before};"
@@ -194,7 +207,7 @@ def test_bundle_imports_with_only_the_runtime_sdk(dev: Path, tmp_path: Path) -> 
         if f and not Path(f).is_relative_to(tmp_path) and not Path(f).is_relative_to(stdlib)
     }  # fmt: skip
     assert foreign <= RUNTIME_PROVIDED, f"imports not in the bundle nor the Lambda runtime: {foreign}"
-    assert modules["core"].startswith(str(tmp_path))
+    assert modules["mailpipe.core"].startswith(str(tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +243,7 @@ def test_acme_function_gets_its_rules_enrichment_and_secret_references(acme: Pat
               if "sqs:SendMessage" in _as_list(s["Action"])]  # fmt: skip
     arn = "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:"
     assert send["Resource"][1:] == [{"Fn::Sub": arn + "acme-billing"}, {"Fn::Sub": arn + "acme-support"}]
-    zipfile.ZipFile(acme / "mailpipe.zip").extractall(tmp_path)
+    bundle_zip("acme").extractall(tmp_path)
     rules = json.loads((tmp_path / "build/acme/stage/rules.json").read_text())
     assert rules["customers"]["acme"]["destinations"]["billing"] == "sqs://acme-billing"
     assert json.loads((tmp_path / "build/acme/stage/enrich.json").read_text())["links"]["trusted"]
@@ -239,9 +252,9 @@ def test_acme_function_gets_its_rules_enrichment_and_secret_references(acme: Pat
 def test_acme_bundle_starts_with_its_rules_from_the_zip(acme: Path, tmp_path: Path) -> None:
     """The zip's handler composes the pipeline with the JSON rules (stdlib only, no PyYAML) and refuses to
     start while a secret the rules name is missing."""
-    zipfile.ZipFile(acme / "mailpipe.zip").extractall(tmp_path)
+    bundle_zip("acme").extractall(tmp_path)
     probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in "
-             "type(f).__module__]; sys.path.insert(0, sys.argv[1]); import handlers.aws_lambda as h;"
+             "type(f).__module__]; sys.path.insert(0, sys.argv[1]); import mailpipe.handlers.aws_lambda as h;"
              "print(sorted(h.PIPELINE.router.config.customers), 'yaml' in sys.modules)")  # fmt: skip
     tpl = json.loads((acme / "cloudformation-template-update-stack.json").read_text())
     env = {k: v for k, v in tpl["Resources"]["ParseLambdaFunction"]["Properties"]["Environment"]["Variables"]
@@ -288,7 +301,7 @@ INVOICE = (
 )
 SERVE = (
     "import json, sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in type(f).__module__];"
-    "sys.path.insert(0, sys.argv[1]); import handlers.aws_lambda as h;"
+    "sys.path.insert(0, sys.argv[1]); import mailpipe.handlers.aws_lambda as h;"
     "print(json.dumps(h.handle(json.load(sys.stdin))))"
 )
 
@@ -297,7 +310,7 @@ SERVE = (
 def test_acme_zip_routes_an_event_to_its_rules_queue(acme: Path, tmp_path: Path, bucket: str) -> None:
     """The packaged zip, with the template's environment (secrets as the platform resolves them), parses an
     S3 -> SQS event on moto and its rules/acme.yml `invoices` rule publishes to sqs://acme-billing."""
-    from core.keys import envelope_key, message_id, raw_key
+    from mailpipe.core.keys import envelope_key, message_id, raw_key
 
     sqs, s3 = client("sqs"), client("s3")
     billing = sqs.create_queue(QueueName="acme-billing")["QueueUrl"]  # the queue rules/acme.yml names
@@ -308,7 +321,7 @@ def test_acme_zip_routes_an_event_to_its_rules_queue(acme: Path, tmp_path: Path,
     s3.put_object(Bucket=bucket, Key=envelope_key(key[4:-4]), Body=json.dumps(envelope).encode())
     s3.put_object(Bucket=bucket, Key=key, Body=INVOICE)
     event = lambda_sqs_event(receive_all(inbox), arn)
-    zipfile.ZipFile(acme / "mailpipe.zip").extractall(tmp_path)
+    bundle_zip("acme").extractall(tmp_path)
     tpl = json.loads((acme / "cloudformation-template-update-stack.json").read_text())
     variables = tpl["Resources"]["ParseLambdaFunction"]["Properties"]["Environment"]["Variables"]
     env = {**os.environ, **{k: v for k, v in variables.items() if isinstance(v, str) and not v.startswith("{{")},

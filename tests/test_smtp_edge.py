@@ -18,13 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import BackendUnavailable
-from core.ingest import accept_many
-from core.keys import envelope_key, message_id, raw_key
-from core.model import Envelope
-from core.settings import Settings
-from core.smtpdata import DataDecoder, DataError, _has_long_line
-from providers.local.store import FolderStore, MemoryStore
+from mailpipe.core.edge.data import DataDecoder, DataError, _has_long_line
+from mailpipe.core.edge.ingest import accept_many
+from mailpipe.core.errors import BackendUnavailable
+from mailpipe.core.keys import envelope_key, message_id, raw_key
+from mailpipe.core.model import Envelope
+from mailpipe.core.settings import Settings
+from mailpipe.providers.local.store import FolderStore, MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -513,8 +513,8 @@ def test_in_a_concurrent_batch_a_failed_envelope_fails_only_its_message() -> Non
 
 
 def test_event_loop_setting() -> None:
-    from core.errors import ConfigError
-    from providers.smtp.edge import run_loop
+    from mailpipe.core.errors import ConfigError
+    from mailpipe.providers.smtp.server import run_loop
 
     with pytest.raises(ConfigError):
         Settings.from_env({"MAILPIPE_EVENT_LOOP": "trio"})

@@ -1,4 +1,4 @@
-"""``core.smtpsession.Session`` driven directly, without sockets: bytes in, replies and actions out."""
+"""``mailpipe.core.edge.session.Session`` driven directly, without sockets: bytes in, replies and actions out."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.smtpsession import COMMAND_LIMIT, HELP, MAX_ERRORS, Close, Deliver, Session, StartTLS, Step
+from mailpipe.core.edge.actions import Close, Deliver, StartTLS, Step
+from mailpipe.core.edge.session import COMMAND_LIMIT, HELP, MAX_ERRORS, Session
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from core.smtpsession import Action
+    from mailpipe.core.edge.actions import Action
 
 HOST = "mx.test"
 EHLO_LINES = [HOST, "SIZE 1000", "8BITMIME", "SMTPUTF8", "PIPELINING", "ENHANCEDSTATUSCODES"]

@@ -21,10 +21,11 @@ from emulators_azure import ACCOUNT, CONTAINER
 from emulators_gcp import PUBSUB_PROJECT
 from test_gcp import BUCKET, FunctionServer, finalized_event, pull
 
-from core.keys import envelope_key, message_id, raw_key
+from deploy import ROOT
 from deploy.build_bundle import build
 from deploy.build_bundle import main as build_main
-from deploy.stages import ROOT, StageError, get
+from mailpipe.core.keys import envelope_key, message_id, raw_key
+from mailpipe.providers.yaml.stages import StageError, get
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -143,8 +144,9 @@ def test_gcp_env_bundle_and_secret_references(tmp_path: Path) -> None:
     env = yaml.safe_load((base / "env.gcp.yaml").read_text())
     assert env["MAILPIPE_RULES"] == "stage/rules.json" and env["MAILPIPE_ENRICHERS"] == "links"
     assert env["MAILPIPE_ENRICH_CONFIG"] == "stage/enrich.json"
-    assert (base / "gcp" / "stage" / "rules.json").is_file() and (base / "gcp" / "enrichers" / "links.py").is_file()
-    assert not (base / "gcp" / "enrichers" / "data").exists()
+    assert (base / "gcp" / "stage" / "rules.json").is_file()
+    assert (base / "gcp" / "mailpipe" / "enrichers" / "links.py").is_file()
+    assert not (base / "gcp" / "mailpipe" / "enrichers" / "data").exists()
     assert "CUST_CRM_SECRET" not in env
     [deploy] = [c["run"] for c in json.loads((base / "deploy.json").read_text())["commands"]
                 if c["run"][:3] == ["gcloud", "functions", "deploy"]]  # fmt: skip
@@ -175,7 +177,7 @@ def test_gcp_bundle_routes_an_event_through_its_rules(
 ) -> None:
     from google.cloud import pubsub_v1
 
-    from providers.gcp.clients import GcsStore
+    from mailpipe.providers.gcp.clients import GcsStore
 
     second = f"billing-{uuid.uuid4().hex[:8]}"
     topic = pubsub_v1.PublisherClient().create_topic(name=f"projects/{PUBSUB_PROJECT}/topics/{second}").name
@@ -221,7 +223,7 @@ def test_azure_app_settings_carry_files_and_key_vault_references(tmp_path: Path)
     import zipfile
 
     with zipfile.ZipFile(base / "azure.zip") as zf:
-        assert {"stage/rules.json", "stage/enrich.json", "enrichers/links.py"} <= set(zf.namelist())
+        assert {"stage/rules.json", "stage/enrich.json", "mailpipe/enrichers/links.py"} <= set(zf.namelist())
     commands = [c["run"] for c in json.loads((base / "deploy.json").read_text())["commands"]]
     assert any(c[:3] == ["az", "role", "assignment"] and "Key Vault Secrets User" in c for c in commands)
     assert subprocess.run(["bash", "-n", str(base / "deploy.sh")], check=False).returncode == 0
@@ -247,7 +249,7 @@ def test_azure_bundle_routes_an_event_through_its_rules(
     from azure.storage.queue import QueueClient
     from test_azure import grid_event
 
-    from providers.azure.clients import BlobStore
+    from mailpipe.providers.azure.clients import BlobStore
 
     second = f"billing-{uuid.uuid4().hex[:8]}"
     client = QueueClient.from_connection_string(azure_env, second)

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from routing_mail import SECRET, Receiver, parsed
 
-from core.dispatch import Dispatcher
-from core.log import JsonFormatter
-from core.routing import plan
-from core.rules import load_config
-from core.webhooks import WebhookTarget, backoff_delay, deliver, sign, verify
-from handlers.cli import main as cli_main
-from providers.local.memory import MemoryStore
-from providers.local.store import FolderStore
+from mailpipe.core.log import JsonFormatter
+from mailpipe.core.routing.dispatch import Dispatcher
+from mailpipe.core.routing.plan import plan
+from mailpipe.core.routing.rules import load_config
+from mailpipe.core.routing.webhooks import WebhookTarget, backoff_delay, deliver, sign, verify
+from mailpipe.handlers.cli import main as cli_main
+from mailpipe.providers.local.memory import MemoryStore
+from mailpipe.providers.local.store import FolderStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -214,7 +214,7 @@ def test_dead_letters_are_replayed_once_the_receiver_is_back(
 
 
 def test_large_mailpipe_events_go_by_reference() -> None:
-    from core.dispatch import mailpipe_payload
+    from mailpipe.core.routing.dispatch import mailpipe_payload
 
     doc, _ = parsed(rcpts=("billing@acme.example",))
     view = {**doc, "customer": "acme", "tags": ["t"]}

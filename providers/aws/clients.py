@@ -10,14 +10,14 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from core.errors import ConfigError, MessageTooLarge, ObjectNotFound
-from core.keys import check_key
-from providers.aws.boto import BOTO_ERRORS, error_code, make_client, send_params, translate
+from mailpipe.core.errors import ConfigError, MessageTooLarge, ObjectNotFound
+from mailpipe.core.keys import check_key
+from mailpipe.providers.aws.sdk import BOTO_ERRORS, error_code, make_client, send_params, translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from core.settings import Settings
+    from mailpipe.core.settings import Settings
 
 
 _SQS_HOST = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")

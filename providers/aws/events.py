@@ -14,10 +14,9 @@ import json
 from typing import Any
 from urllib.parse import unquote_plus
 
-from core.errors import MalformedEvent
-from core.events import Decoder
-from core.events import bind_store as _bind_store
-from core.ports import Delivery, ObjectRef
+from mailpipe.core.errors import MalformedEvent
+from mailpipe.core.ports import Decoder, Delivery, ObjectRef
+from mailpipe.core.ports import bind_store as _bind_store
 
 _DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
@@ -58,7 +57,7 @@ def decode_record(record: dict[str, Any]) -> list[Delivery]:
 
 
 def bind_store(store: object, decoder: Decoder = decode_record) -> Decoder:
-    """``decoder`` for one store (see core.events.bind_store)."""
+    """``decoder`` for one store (see mailpipe.core.ports.bind_store)."""
     return _bind_store(store, decoder)
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from core.errors import BackendUnavailable, ConfigError, ObjectNotFound
-from core.keys import check_key
-from providers.azure.sdk import make_client, translate
+from mailpipe.core.errors import BackendUnavailable, ConfigError, ObjectNotFound
+from mailpipe.core.keys import check_key
+from mailpipe.providers.azure.sdk import make_client, translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from core.settings import Settings
+    from mailpipe.core.settings import Settings
 
 
 class BlobStore:

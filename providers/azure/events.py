@@ -20,10 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from core.errors import MalformedEvent
-from core.events import Decoder
-from core.events import bind_store as _bind_store
-from core.ports import Delivery, ObjectRef
+from mailpipe.core.errors import MalformedEvent
+from mailpipe.core.ports import Decoder, Delivery, ObjectRef
+from mailpipe.core.ports import bind_store as _bind_store
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 
@@ -85,5 +84,5 @@ def _id(event: Any) -> Any:
 
 
 def bind_store(store: object, decoder: Decoder = decode_event) -> Decoder:
-    """``decoder`` for one store (see core.events.bind_store)."""
+    """``decoder`` for one store (see mailpipe.core.ports.bind_store)."""
     return _bind_store(store, decoder)

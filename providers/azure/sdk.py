@@ -16,7 +16,7 @@ import logging
 import os
 from typing import Any
 
-from core.errors import BackendUnavailable, ConfigError, ObjectNotFound, PipelineError, Throttled
+from mailpipe.core.errors import BackendUnavailable, ConfigError, ObjectNotFound, PipelineError, Throttled
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 # The SDK default backs off 15 s, 18 s, 24 s: longer than a function should wait on one call.

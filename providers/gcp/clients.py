@@ -10,14 +10,14 @@ import io
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from core.errors import BackendUnavailable, ConfigError, ObjectNotFound
-from core.keys import check_key
-from providers.gcp.sdk import translate
+from mailpipe.core.errors import BackendUnavailable, ConfigError, ObjectNotFound
+from mailpipe.core.keys import check_key
+from mailpipe.providers.gcp.sdk import translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from core.settings import Settings
+    from mailpipe.core.settings import Settings
 
 
 class GcsStore:

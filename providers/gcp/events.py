@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.errors import MalformedEvent
-from core.events import Decoder
-from core.events import bind_store as _bind_store
-from core.ports import Delivery, ObjectRef
+from mailpipe.core.errors import MalformedEvent
+from mailpipe.core.ports import Decoder, Delivery, ObjectRef
+from mailpipe.core.ports import bind_store as _bind_store
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -62,5 +61,5 @@ def decode(event: Mapping[str, Any]) -> list[Delivery]:
 
 
 def bind_store(store: object, decoder: Decoder = decode) -> Decoder:
-    """``decoder`` for one store (see core.events.bind_store)."""
+    """``decoder`` for one store (see mailpipe.core.ports.bind_store)."""
     return _bind_store(store, decoder)

@@ -8,7 +8,7 @@ is translated.
 
 from __future__ import annotations
 
-from core.errors import BackendUnavailable, ObjectNotFound, PipelineError, Throttled
+from mailpipe.core.errors import BackendUnavailable, ObjectNotFound, PipelineError, Throttled
 
 
 def translate(exc: BaseException, what: str) -> PipelineError | None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.errors import InvalidKey
-from core.keys import RAW_SUFFIX
-from core.keys import check_key as core_check_key
+from mailpipe.core.errors import InvalidKey
+from mailpipe.core.keys import RAW_SUFFIX
+from mailpipe.core.keys import check_key as core_check_key
 
 if TYPE_CHECKING:
-    from core.ports import ObjectCreatedListener
+    from mailpipe.core.ports import ObjectCreatedListener
 
 TMP_PREFIX = ".tmp-"
 

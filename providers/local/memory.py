@@ -9,14 +9,14 @@ import threading
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
-from core.errors import ObjectNotFound
-from providers.local.base import Notifier, check_key
+from mailpipe.core.errors import ObjectNotFound
+from mailpipe.providers.local.base import Notifier, check_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from core.ports import ObjectCreatedListener
-    from core.settings import Settings
+    from mailpipe.core.ports import ObjectCreatedListener
+    from mailpipe.core.settings import Settings
 
 
 class _Bucket(Notifier):

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from core.errors import InvalidKey
-from providers.local.memory import MemoryQueue
-from providers.local.store import FolderStore
+from mailpipe.core.errors import InvalidKey
+from mailpipe.providers.local.memory import MemoryQueue
+from mailpipe.providers.local.store import FolderStore
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    from mailpipe.core.settings import Settings
 
 __all__ = ["FolderQueue", "MemoryQueue"]
 

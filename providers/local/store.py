@@ -14,19 +14,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
-from core.keys import ENVELOPE_SUFFIX, RAW_SUFFIX
-from providers.local.base import TMP_PREFIX, Notifier, check_key
-from providers.local.durable import ENVELOPE_XATTR, DurableWriter
-from providers.local.inodes import InodePool
-from providers.local.memory import MemoryStore
+from mailpipe.core.errors import BackendUnavailable, InvalidKey, ObjectNotFound
+from mailpipe.core.keys import ENVELOPE_SUFFIX, RAW_SUFFIX
+from mailpipe.providers.local.base import TMP_PREFIX, Notifier, check_key
+from mailpipe.providers.local.disk.durable import ENVELOPE_XATTR, DurableWriter
+from mailpipe.providers.local.disk.inodes import InodePool
+from mailpipe.providers.local.memory import MemoryStore
 
 __all__ = ["FolderStore", "MemoryStore", "check_key"]
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from core.settings import Settings
+    from mailpipe.core.settings import Settings
 
 
 class FolderStore(Notifier):

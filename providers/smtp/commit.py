@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from core.errors import BackendUnavailable
-from core.ingest import accept_many
+from mailpipe.core.edge.ingest import accept_many
+from mailpipe.core.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Executor
 
-    from core.errors import TransientError
-    from core.model import Envelope
-    from core.ports import ObjectStore
+    from mailpipe.core.errors import TransientError
+    from mailpipe.core.model import Envelope
+    from mailpipe.core.ports import ObjectStore
 
 MAX_BATCH = 64
 
@@ -28,7 +28,7 @@ class GroupCommitter:
     """Event-loop side of the group commit; ``accept`` returns the id or raises a TransientError.
 
     ``store()`` gives the store; it is called in the executor thread, so a store opened lazily on first use
-    (core.tenants.StoreRoutes) never blocks the event loop, and failing to open it is a 451, not a crash.
+    (mailpipe.core.edge.tenants.StoreRoutes) never blocks the event loop, and failing to open it is a 451, not a crash.
     """
 
     def __init__(

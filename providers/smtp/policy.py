@@ -1,6 +1,6 @@
 """The edge's policy: recipients (domain -> store map, recipient limit) and the durable accept.
 
-250 only after the group commit (core.ingest.accept_many) stored raw + envelope durably in every recipient's
+250 only after the group commit (core.edge.ingest.accept_many) stored raw + envelope durably in every recipient's
 store; else 451.
 """
 
@@ -14,18 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from core.errors import TransientError
-from core.log import log_context
-from core.model import Envelope
-from providers.smtp.commit import GroupCommitter
+from mailpipe.core.errors import TransientError
+from mailpipe.core.log import log_context
+from mailpipe.core.model import Envelope
+from mailpipe.providers.smtp.commit import GroupCommitter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Executor
 
-    from core.settings import Settings
-    from core.smtpsession import Deliver
-    from core.tenants import StoreRoutes
+    from mailpipe.core.edge.actions import Deliver
+    from mailpipe.core.edge.tenants import StoreRoutes
+    from mailpipe.core.settings import Settings
 
 log = logging.getLogger("mailpipe.edge")
 LOCAL_SCHEMES = ("file:", "memory:")

@@ -1,4 +1,4 @@
-"""The edge's health check: ``python -m handlers.smtp_edge --check HOST:PORT`` (the container HEALTHCHECK).
+"""The edge's health check: ``python -m mailpipe.handlers.edge --check HOST:PORT`` (the container HEALTHCHECK).
 
 Connects, reads the banner, sends EHLO and NOOP, quits. Exit 0 healthy (a 421 "too many connections" banner
 counts as healthy: the server is alive, only busy -- restarting it would drop the sessions it serves), 1 not.

@@ -1,4 +1,4 @@
-"""The edge's SMTP connection on asyncio: ``core.smtpsession.Session`` driven by an ``asyncio.Protocol``.
+"""The edge's SMTP connection on asyncio: ``mailpipe.core.edge.session.Session`` driven by an ``asyncio.Protocol``.
 
 No stream reader and no task per command: bytes go straight into the session, all replies of a pipelined
 batch leave in one write, and only a delivery (the durable store write) or a STARTTLS upgrade waits. Reading
@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, cast
 
-from core.smtpsession import Close, Deliver, Session
+from mailpipe.core.edge.actions import Close, Deliver
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Awaitable, Callable
 
-    from core.smtpsession import Step
+    from mailpipe.core.edge.actions import Step
+    from mailpipe.core.edge.session import Session
 
 TIMEOUT_REPLY = b"421 4.4.2 Timeout, closing connection\r\n"
 BUSY_REPLY = b"421 4.7.0 Too many connections, try again later\r\n"

@@ -1,0 +1,1 @@
+"""Bounded MIME parsing: ``parser.parse(raw) -> ParseResult``; the other modules are its helpers."""

@@ -1,0 +1,87 @@
+"""The composition root: the one place a Pipeline and its Router are assembled, for every entry point (the
+function handlers, ``mailpipe serve``, ``mailpipe webhook-replay``). Settings come in; stores, publishers, rules
+and enrichers are opened here, so a bad configuration fails start-up (ConfigError, exit 2), never a first mail.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from mailpipe.core.pipeline import Pipeline
+    from mailpipe.core.ports import Delivery, ObjectStore
+    from mailpipe.core.routing.dispatch import Router
+    from mailpipe.core.routing.rules import RoutingConfig
+    from mailpipe.core.settings import Settings
+
+
+def compose() -> tuple[ObjectStore, Pipeline]:
+    """Cold start of a function: Settings from MAILPIPE_* (ConfigError if invalid), JSON logs, store, routing
+    rules (MAILPIPE_RULES) and pipeline. Relative file settings are read from the bundle (docs/stages.md)."""
+    from dataclasses import replace
+
+    from mailpipe.core.log import configure
+    from mailpipe.core.settings import Settings
+    from mailpipe.providers import open_store
+
+    settings = Settings.from_env()
+    settings = replace(settings, rules_file=bundle_path(settings.rules_file),
+                       enrich_config_file=bundle_path(settings.enrich_config_file))  # fmt: skip
+    configure(settings.log_level)
+    store = open_store(settings.store_url, settings)
+    return store, pipeline(settings, store)
+
+
+def pipeline(settings: Settings, store: ObjectStore) -> Pipeline:
+    """The pipeline over ``store``: its notification publisher, router (when rules are set) and enrichers.
+    Raises ConfigError for a bad rules file, queue URL or enricher."""
+    from mailpipe.core.pipeline import Pipeline
+    from mailpipe.providers import open_publisher
+
+    publisher = open_publisher(settings.queue_url, settings)
+    return Pipeline(store, publisher, settings, router=router(settings.rules_file, store))
+
+
+def router(rules_file: str | None, store: ObjectStore, env: Mapping[str, str] | None = None) -> Router | None:
+    """The Router of ``rules_file`` (YAML or compiled JSON), or None without one. Destination queues are
+    checked at start-up and opened on first use, once per URL. Raises ConfigError."""
+    if not rules_file:
+        return None
+    from mailpipe.core.routing.dispatch import Dispatcher, Router
+    from mailpipe.providers import open_publisher
+
+    return Router(load_rules(rules_file, env), Dispatcher(store, open_publisher))
+
+
+def load_rules(path: str, env: Mapping[str, str] | None = None) -> RoutingConfig:
+    """A rules file, YAML (PyYAML, file:line errors) or JSON (stdlib), with destinations limited to the queue
+    schemes this process can open. ``env`` (default os.environ) supplies secrets. Raises ConfigError."""
+    from mailpipe.core.routing.load import YAML_SUFFIXES, load_rules
+    from mailpipe.providers import QUEUES
+
+    if not path.endswith(YAML_SUFFIXES):
+        return load_rules(path, env=env, schemes=QUEUES)
+    from mailpipe.providers.yaml.rules import read
+
+    return load_rules(path, read_yaml=read, env=env, schemes=QUEUES)
+
+
+def bundle_path(path: str | None) -> str | None:
+    """``path`` as given when it exists (or is absolute), else relative to the bundle root (the folder
+    holding ``mailpipe/``): platforms do not all start the function in its code folder."""
+    from pathlib import Path
+
+    if not path or Path(path).is_absolute() or Path(path).exists():
+        return path
+    return str(Path(__file__).resolve().parents[2] / path)
+
+
+def run_or_raise(pipeline: Pipeline, decode: Callable[[Any], list[Delivery]], record: Any) -> None:
+    """Run one platform record; on RETRY raise TransientError (GCP: 500 -> redelivery; Azure: host retry)."""
+    from mailpipe.core.errors import TransientError
+    from mailpipe.core.pipeline import Outcome
+
+    if pipeline.run_record(decode, record) is Outcome.RETRY:
+        raise TransientError("transient failure; the platform redelivers")

@@ -1,0 +1,7 @@
+"""``python -m mailpipe``: the ``mailpipe`` command line."""
+
+import sys
+
+from mailpipe.handlers.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The folder store's disk engineering: durable writes (fsync, link, unnamed inodes) and filesystem facts."""
