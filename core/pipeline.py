@@ -15,6 +15,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from mailpipe.core import quarantine
 from mailpipe.core.errors import MalformedEvent, MalformedMessage, ObjectNotFound, PermanentError, PipelineError
 from mailpipe.core.keys import (
     PARSED_PREFIX,
@@ -24,7 +25,6 @@ from mailpipe.core.keys import (
     envelope_key,
     id_from_raw_key,
     parsed_key,
-    quarantine_key,
 )
 from mailpipe.core.log import log_context
 from mailpipe.core.mime.parser import parse
@@ -83,7 +83,7 @@ class Pipeline:
             try:
                 disposition, attachments = self._process(mid, key)
             except PermanentError as exc:
-                return self._quarantine(quarantine_key(mid), exc, {"id": mid, "raw_key": key})
+                return self._quarantine(mid, exc, raw_key=key)
             except Exception as exc:
                 reason = exc.reason if isinstance(exc, PipelineError) else "unexpected"
                 log.warning("will retry", extra={"reason": reason, "error": type(exc).__name__})
@@ -109,7 +109,7 @@ class Pipeline:
         except MalformedEvent as exc:
             text = json.dumps(record, default=repr, sort_keys=True)[:100_000]
             digest = hashlib.sha256(text.encode()).hexdigest()[:32]
-            return self._quarantine(quarantine_key(digest), exc, {"id": digest, "record": text})
+            return self._quarantine(digest, exc, record=text)
         outcomes = [self.run_delivery(d) for d in deliveries]
         return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.IGNORED)
 
@@ -155,10 +155,9 @@ class Pipeline:
         except (ValueError, KeyError, TypeError) as exc:
             raise MalformedMessage(f"envelope sidecar unreadable: {type(exc).__name__}") from exc
 
-    def _quarantine(self, qkey: str, exc: PermanentError, fields: dict[str, Any]) -> Outcome:
-        record = {**fields, "reason": exc.reason, "detail": str(exc)[:1000]}
+    def _quarantine(self, mid: str, exc: PermanentError, **fields: Any) -> Outcome:
         try:
-            self.store.put(qkey, dumps(record), content_type="application/json")
+            qkey = quarantine.put(self.store, mid, exc.reason, str(exc), **fields)
         except Exception as err:  # the quarantine record itself could not be written: try again later
             extra = {"reason": "quarantine_failed", "error": type(err).__name__}
             log.warning("quarantine write failed", extra=extra)

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 PACKAGES = ("core", "providers", "handlers", "enrichers")  # the folders of mailpipe.<name>
-KERNEL = {"errors", "ports", "model", "keys", "domains", "log", "settings", "pipeline"}
+KERNEL = {"errors", "ports", "model", "keys", "domains", "quarantine", "log", "settings", "pipeline"}
 CONCERNS = {"mime", "enrich", "routing", "edge"}
 ENRICHER_MAY_USE = ("mailpipe.core.enrich.contract", "mailpipe.core.enrich.view", "mailpipe.core.enrich.derived",
                     "mailpipe.core.errors")  # fmt: skip

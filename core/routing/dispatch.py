@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from mailpipe.core import quarantine
 from mailpipe.core.errors import ObjectNotFound
-from mailpipe.core.keys import quarantine_key
 from mailpipe.core.model import dumps
 from mailpipe.core.routing import projections
 from mailpipe.core.routing.webhooks import Sender, WebhookTarget, deliver, http_send
@@ -132,10 +132,8 @@ class Dispatcher:
     def _quarantine(self, plan: Plan, doc: dict[str, Any]) -> None:
         rules = sorted({f"{r.customer}/{rule}" for r in plan.routes for rule, acts in r.hits
                         if any(a.kind == "quarantine" for a in acts)})
-        record = {"id": plan.message_id, "raw_key": doc.get("raw_key"), "reason": "rule",
-                  "detail": "quarantined by routing rule " + ", ".join(rules)}
-        self.store.put(quarantine_key(plan.message_id), dumps(record), content_type="application/json",
-                       if_absent=True)
+        quarantine.put(self.store, plan.message_id, "rule", "quarantined by routing rule " + ", ".join(rules),
+                       if_absent=True, raw_key=doc.get("raw_key"))
 
 
 def mailpipe_payload(view: dict[str, Any], ref: str, inline_max: int) -> bytes:

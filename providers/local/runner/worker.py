@@ -15,9 +15,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from mailpipe.core import quarantine
 from mailpipe.core.errors import ObjectNotFound
-from mailpipe.core.keys import envelope_key, id_from_raw_key, message_id, quarantine_key
-from mailpipe.core.model import Envelope, dumps
+from mailpipe.core.keys import envelope_key, id_from_raw_key, message_id
+from mailpipe.core.model import Envelope
 from mailpipe.core.pipeline import Outcome, pending_raw_keys
 from mailpipe.providers.local.runner.journal import AttemptLog, DoneLog
 from mailpipe.providers.local.store import FolderStore
@@ -159,8 +160,7 @@ def pending(store: ObjectStore) -> Iterator[str]:
     for key in pending_raw_keys(store, DoneLog(store).ids()):
         mid = str(id_from_raw_key(key))
         if crashes[mid] >= MAX_CRASHES:
-            record = {"id": mid, "raw_key": key, "reason": "worker_crash", "detail": f"{crashes[mid]} crashes"}
-            store.put(quarantine_key(mid), dumps(record), content_type="application/json", if_absent=True)
+            quarantine.put(store, mid, "worker_crash", f"{crashes[mid]} crashes", if_absent=True, raw_key=key)
             log.error("quarantined", extra={"reason": "worker_crash", "id": mid})
             continue
         # the folder store carries the envelope on the .eml too (a power cut can empty the sidecar)
