@@ -7,7 +7,11 @@ sender retries (451). Unknown exceptions are treated as transient by the pipelin
 
 from __future__ import annotations
 
-from typing import ClassVar
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 class PipelineError(Exception):
@@ -78,3 +82,28 @@ class BackendUnavailable(TransientError):
 
 class ConfigError(Exception):
     """Invalid configuration, raised at start-up (cold start); never caught by the pipeline."""
+
+
+@contextmanager
+def translated(
+    translate: Callable[[BaseException, str], PipelineError | None],
+    what: str,
+    *,
+    missing: type[PipelineError] = ObjectNotFound,
+) -> Iterator[None]:
+    """The one shape of SDK-error translation every adapter uses: ``with translated(sdk.translate, "s3 get
+    raw/x.eml"): ...``. An exception ``translate`` recognises becomes its neutral error (chained to the original);
+    one it does not (None) propagates unchanged -- the pipeline counts the unknown as transient; neutral errors
+    pass through. ``missing`` is what a not-found becomes: a publisher's missing queue or topic is set-up
+    trouble (BackendUnavailable: retry, then dead-letter), not a permanent fault of the message."""
+    try:
+        yield
+    except PipelineError:
+        raise
+    except Exception as exc:
+        mapped = translate(exc, what)
+        if mapped is None:
+            raise
+        if isinstance(mapped, ObjectNotFound) and missing is not ObjectNotFound:
+            mapped = missing(str(mapped))
+        raise mapped from exc

@@ -27,12 +27,16 @@ pytestmark = pytest.mark.emulator
 
 
 class TestS3Store(StoreContract):
+    size_bound = True
+
     @pytest.fixture
     def store(self, bucket: str) -> Any:
         return open_store(f"s3://{bucket}")
 
 
 class TestS3StoreUnderPrefix(StoreContract):
+    size_bound = True
+
     @pytest.fixture
     def store(self, bucket: str) -> Any:
         return open_store(f"s3://{bucket}/tenants/acme/")
@@ -165,7 +169,7 @@ def test_precondition_failed_only_means_false_with_if_absent() -> None:
 
 def test_adapters_build_without_importing_boto3() -> None:
     code = (
-        "import sys; from providers import open_store, open_publisher;"
+        "import sys; from mailpipe.providers import open_store, open_publisher;"
         "open_store('s3://b/p'); open_publisher('sqs://q');"
         "assert 'boto3' not in sys.modules, 'boto3 imported eagerly'"
     )

@@ -116,6 +116,8 @@ def test_decode_malformed_queue_body(body: bytes) -> None:
 
 @pytest.mark.emulator
 class TestBlobStore(StoreContract):
+    size_bound = True
+
     @pytest.fixture
     def store(self, azure_env: str) -> BlobStore:
         return open_store(f"azblob://{ACCOUNT}/{CONTAINER}")  # type: ignore[return-value]

@@ -118,6 +118,8 @@ def test_decode_malformed_raises_malformed_event(bad: dict[str, Any]) -> None:
 
 @pytest.mark.emulator
 class TestGcsStore(StoreContract):
+    size_bound = True
+
     @pytest.fixture
     def store(self, gcs_env: str) -> GcsStore:
         return open_store(f"gs://{BUCKET}")  # type: ignore[return-value]

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mailpipe.core.errors import ConfigError, MessageTooLarge, ObjectNotFound
+from mailpipe.core.errors import BackendUnavailable, ConfigError, MessageTooLarge, ObjectNotFound, translated
 from mailpipe.core.keys import check_key
 from mailpipe.providers.aws.sdk import BOTO_ERRORS, error_code, make_client, send_params, translate
 
@@ -46,44 +46,39 @@ class S3Store:
         return self._s3
 
     def get(self, key: str) -> bytes:
-        try:
+        with translated(translate, f"s3 get {key}"):
             obj = self.client.get_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
             if self.max_bytes is not None and obj["ContentLength"] > self.max_bytes:  # never OOM the function
                 obj["Body"].close()
                 raise MessageTooLarge(f"s3 get {key}: {obj['ContentLength']} bytes")
             return bytes(obj["Body"].read())
-        except BOTO_ERRORS as exc:
-            raise translate(exc, f"s3 get {key}") from exc
 
     def exists(self, key: str) -> bool:
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
-            return True
-        except BOTO_ERRORS as exc:
-            if isinstance(err := translate(exc, f"s3 head {key}"), ObjectNotFound):
-                return False
-            raise err from exc
+            with translated(translate, f"s3 head {key}"):
+                self.client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
+        except ObjectNotFound:
+            return False
+        return True
 
     def put(self, key: str, data: bytes, *, content_type: str = "", if_absent: bool = False) -> bool:
         extra = {"ContentType": content_type or "application/octet-stream"}
         extra.update({"IfNoneMatch": "*"} if if_absent else {})
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self.prefix + check_key(key), Body=data, **extra)
-        except BOTO_ERRORS as exc:
-            if if_absent and error_code(exc) == "PreconditionFailed":  # IfNoneMatch: the object exists
-                return False
-            raise translate(exc, f"s3 put {key}") from exc
+        with translated(translate, f"s3 put {key}"):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=self.prefix + check_key(key), Body=data, **extra)
+            except BOTO_ERRORS as exc:
+                if if_absent and error_code(exc) == "PreconditionFailed":  # IfNoneMatch: the object exists
+                    return False
+                raise
         return True
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix + prefix
-            ):
+        with translated(translate, f"s3 list {prefix}"):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 for obj in page.get("Contents", []):
                     yield obj["Key"][len(self.prefix) :]
-        except BOTO_ERRORS as exc:
-            raise translate(exc, f"s3 list {prefix}") from exc
 
 
 class SqsPublisher:
@@ -108,9 +103,7 @@ class SqsPublisher:
         return self._sqs
 
     def publish(self, body: bytes, *, key: str) -> None:
-        try:
+        with translated(translate, f"sqs send {self._queue}", missing=BackendUnavailable):
             if self._url is None:
                 self._url = str(self.client.get_queue_url(QueueName=self._queue)["QueueUrl"])
             self.client.send_message(QueueUrl=self._url, **send_params(self._url, body, key))
-        except BOTO_ERRORS as exc:
-            raise translate(exc, f"sqs send {self._queue}") from exc

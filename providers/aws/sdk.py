@@ -35,8 +35,11 @@ def error_code(exc: Exception) -> str:
     return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else ""
 
 
-def translate(exc: Exception, what: str) -> PipelineError:
-    """The neutral error for a botocore exception raised while doing ``what`` (``"s3 get raw/x.eml"``)."""
+def translate(exc: BaseException, what: str) -> PipelineError | None:
+    """The neutral error for a botocore exception raised while doing ``what`` (``"s3 get raw/x.eml"``), or None
+    when it is not one (mailpipe.core.errors.translated re-raises it unchanged)."""
+    if not isinstance(exc, BOTO_ERRORS):
+        return None
     if isinstance(exc, ClientError):
         code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mailpipe.core.errors import BackendUnavailable, ConfigError, ObjectNotFound
+from mailpipe.core.errors import BackendUnavailable, ConfigError, MessageTooLarge, translated
 from mailpipe.core.keys import check_key
 from mailpipe.providers.azure.sdk import make_client, translate
 
@@ -22,18 +22,22 @@ if TYPE_CHECKING:
 class BlobStore:
     """``azblob://ACCOUNT/CONTAINER[/PREFIX]``; ``if_absent`` uploads with If-None-Match: *."""
 
-    def __init__(self, account: str, container: str, prefix: str = "", *, client: Any = None) -> None:
-        self.account, self.bucket = account, container
+    def __init__(
+        self, account: str, container: str, prefix: str = "", *, client: Any = None, max_bytes: int | None = None
+    ) -> None:
+        self.account, self.bucket, self.max_bytes = account, container, max_bytes
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._container = client
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> BlobStore:
+        """``azblob://account/container[/prefix]``; ``get`` refuses objects over twice the message size limit."""
         parts = urlsplit(url)
         container, _, prefix = parts.path.lstrip("/").partition("/")
         if parts.scheme != "azblob" or not parts.netloc or not container:
             raise ConfigError(f"Azure Blob URL must be azblob://ACCOUNT/CONTAINER[/PREFIX], got {url!r}")
-        return cls(parts.netloc, container, prefix)
+        limit = 2 * settings.max_message_bytes if settings else None
+        return cls(parts.netloc, container, prefix, max_bytes=limit)
 
     def _cc(self) -> Any:
         if self._container is None:
@@ -44,38 +48,43 @@ class BlobStore:
 
     def get(self, key: str) -> bytes:
         name = self.prefix + check_key(key)
-        try:
-            return self._cc().download_blob(name).readall()  # type: ignore[no-any-return]
-        except Exception as exc:
-            raise (translate(exc, f"blob get {name}") or exc) from exc
+        # a ranged read of one byte past the limit: never more than that in memory (never OOM the function)
+        offset, length = (None, None) if self.max_bytes is None else (0, self.max_bytes + 1)
+        from azure.core.exceptions import HttpResponseError
+
+        with translated(translate, f"blob get {name}"):
+            try:
+                data: bytes = self._cc().download_blob(name, offset=offset, length=length).readall()
+            except HttpResponseError as exc:
+                if length is None or exc.status_code != 416:
+                    raise
+                data = b""  # a ranged read of an empty blob is refused (the SDK re-reads only unranged ones)
+        if self.max_bytes is not None and len(data) > self.max_bytes:
+            raise MessageTooLarge(f"blob get {name}: over {self.max_bytes} bytes")
+        return data
 
     def put(self, key: str, data: bytes, *, content_type: str, if_absent: bool = False) -> bool:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.blob import ContentSettings
 
         name = self.prefix + check_key(key)
-        try:
-            self._cc().upload_blob(name, data, overwrite=not if_absent,
-                                   content_settings=ContentSettings(content_type=content_type))
-        except ResourceExistsError:
-            return False
-        except Exception as exc:
-            raise (translate(exc, f"blob put {name}") or exc) from exc
+        with translated(translate, f"blob put {name}"):
+            try:
+                self._cc().upload_blob(name, data, overwrite=not if_absent,
+                                       content_settings=ContentSettings(content_type=content_type))  # fmt: skip
+            except ResourceExistsError:
+                return False
         return True
 
     def exists(self, key: str) -> bool:
         name = self.prefix + check_key(key)
-        try:
+        with translated(translate, f"blob exists {name}"):
             return self._cc().get_blob_client(name).exists()  # type: ignore[no-any-return]
-        except Exception as exc:
-            raise (translate(exc, f"blob exists {name}") or exc) from exc
 
     def list(self, prefix: str) -> Iterator[str]:
-        try:
+        with translated(translate, f"blob list {self.prefix + prefix}"):
             for name in self._cc().list_blob_names(name_starts_with=self.prefix + prefix):
                 yield name[len(self.prefix) :]
-        except Exception as exc:
-            raise (translate(exc, f"blob list {self.prefix + prefix}") or exc) from exc
 
 
 class QueuePublisher:
@@ -101,10 +110,6 @@ class QueuePublisher:
 
             self._client = make_client(QueueClient, self.account, "queue", queue_name=self.queue,
                                        message_encode_policy=BinaryBase64EncodePolicy())
-        try:
+        # a missing queue is set-up trouble: retry, then the poison queue
+        with translated(translate, f"queue send {self.queue}", missing=BackendUnavailable):
             self._client.send_message(body)
-        except Exception as exc:
-            mapped = translate(exc, f"queue send {self.queue}")
-            if isinstance(mapped, ObjectNotFound):  # a missing queue is set-up trouble: retry, then poison
-                mapped = BackendUnavailable(str(mapped))
-            raise (mapped or exc) from exc

@@ -10,7 +10,7 @@ import io
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mailpipe.core.errors import BackendUnavailable, ConfigError, ObjectNotFound
+from mailpipe.core.errors import BackendUnavailable, ConfigError, MessageTooLarge, translated
 from mailpipe.core.keys import check_key
 from mailpipe.providers.gcp.sdk import translate
 
@@ -24,21 +24,23 @@ class GcsStore:
     """``gs://BUCKET[/PREFIX]``: keys are relative to the prefix; ``if_absent`` sends ifGenerationMatch=0."""
 
     def __init__(
-        self, bucket: str, prefix: str = "", *, client: Any = None, retry_seconds: float = 30.0
-    ) -> None:
+        self, bucket: str, prefix: str = "", *, client: Any = None, retry_seconds: float = 30.0,
+        max_bytes: int | None = None,
+    ) -> None:  # fmt: skip
         from google.cloud.storage.retry import DEFAULT_RETRY
 
         self.bucket, self.prefix = bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._client = client
+        self._client, self.max_bytes = client, max_bytes
         # The default 120 s retry deadline would outlive the function timeout.
         self._retry = DEFAULT_RETRY.with_timeout(retry_seconds)
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> GcsStore:
+        """``gs://bucket[/prefix]``; ``get`` refuses objects over twice the message size limit."""
         parts = urlsplit(url)
         if parts.scheme != "gs" or not parts.netloc:
             raise ConfigError(f"GCS store URL must be gs://BUCKET[/PREFIX], got {url!r}")
-        return cls(parts.netloc, parts.path)
+        return cls(parts.netloc, parts.path, max_bytes=2 * settings.max_message_bytes if settings else None)
 
     def _bucket(self) -> Any:
         if self._client is None:
@@ -49,10 +51,19 @@ class GcsStore:
 
     def get(self, key: str) -> bytes:
         name = self.prefix + check_key(key)
-        try:
-            return self._bucket().blob(name).download_as_bytes(retry=self._retry)  # type: ignore[no-any-return]
-        except Exception as exc:
-            raise (translate(exc, f"gcs get {name}") or exc) from exc
+        from google.api_core.exceptions import RequestRangeNotSatisfiable
+
+        with translated(translate, f"gcs get {name}"):
+            # a ranged read of one byte past the limit: never more than that in memory (never OOM the function)
+            try:
+                data: bytes = self._bucket().blob(name).download_as_bytes(end=self.max_bytes, retry=self._retry)
+            except RequestRangeNotSatisfiable:  # GCS refuses a ranged read of an empty object
+                if self.max_bytes is None:
+                    raise
+                data = b""
+        if self.max_bytes is not None and len(data) > self.max_bytes:
+            raise MessageTooLarge(f"gcs get {name}: over {self.max_bytes} bytes")
+        return data
 
     def put(self, key: str, data: bytes, *, content_type: str, if_absent: bool = False) -> bool:
         from google.api_core.exceptions import PreconditionFailed
@@ -61,30 +72,25 @@ class GcsStore:
         # No size -> a resumable upload (as atomic as multipart on GCS): gcp-storage-emulator drops the
         # connection on a multipart upload whose part is message/*, and the client then retries for minutes.
         size = None if content_type.startswith("message/") else len(data)
-        try:
-            self._bucket().blob(name).upload_from_file(io.BytesIO(data), size=size, content_type=content_type,
-                                                       if_generation_match=0 if if_absent else None,
-                                                       retry=self._retry)
-        except PreconditionFailed:
-            return False
-        except Exception as exc:
-            raise (translate(exc, f"gcs put {name}") or exc) from exc
+        with translated(translate, f"gcs put {name}"):
+            try:
+                self._bucket().blob(name).upload_from_file(io.BytesIO(data), size=size, content_type=content_type,
+                                                           if_generation_match=0 if if_absent else None,
+                                                           retry=self._retry)  # fmt: skip
+            except PreconditionFailed:
+                return False
         return True
 
     def exists(self, key: str) -> bool:
         name = self.prefix + check_key(key)
-        try:
+        with translated(translate, f"gcs exists {name}"):
             return self._bucket().blob(name).exists(retry=self._retry)  # type: ignore[no-any-return]
-        except Exception as exc:
-            raise (translate(exc, f"gcs exists {name}") or exc) from exc
 
     def list(self, prefix: str) -> Iterator[str]:
         bucket = self._bucket()
-        try:
+        with translated(translate, f"gcs list {self.prefix + prefix}"):
             for blob in bucket.client.list_blobs(bucket, prefix=self.prefix + prefix, retry=self._retry):
                 yield blob.name[len(self.prefix) :]
-        except Exception as exc:
-            raise (translate(exc, f"gcs list {self.prefix + prefix}") or exc) from exc
 
 
 class PubSubPublisher:
@@ -108,10 +114,6 @@ class PubSubPublisher:
             from google.cloud import pubsub_v1
 
             self._client = pubsub_v1.PublisherClient()
-        try:
+        # a missing topic is set-up trouble: retry, then the dead-letter topic
+        with translated(translate, f"pubsub publish {self.topic_path}", missing=BackendUnavailable):
             self._client.publish(self.topic_path, body, key=key).result(timeout=self._timeout)
-        except Exception as exc:
-            mapped = translate(exc, f"pubsub publish {self.topic_path}")
-            if isinstance(mapped, ObjectNotFound):  # a missing topic is set-up trouble: retry, dead-letter
-                mapped = BackendUnavailable(str(mapped))
-            raise (mapped or exc) from exc
