@@ -166,14 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from mailpipe.core.errors import ConfigError
+    from mailpipe.handlers.compose import exit_code
 
-    try:
-        return int(args.func(args))
-    except ConfigError as exc:
-        print(f"mailpipe: configuration error: {exc}", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(argv)
+    return exit_code(lambda: args.func(args))
 
 
 if __name__ == "__main__":

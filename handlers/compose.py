@@ -85,3 +85,17 @@ def run_or_raise(pipeline: Pipeline, decode: Callable[[Any], list[Delivery]], re
 
     if pipeline.run_record(decode, record) is Outcome.RETRY:
         raise TransientError("transient failure; the platform redelivers")
+
+
+def exit_code(command: Callable[[], int]) -> int:
+    """Run a command-line verb: its exit code, or 2 with one line on stderr for a ConfigError (bad configuration
+    found at start-up: no traceback for a user's mistake)."""
+    import sys
+
+    from mailpipe.core.errors import ConfigError
+
+    try:
+        return int(command())
+    except ConfigError as exc:
+        print(f"mailpipe: configuration error: {exc}", file=sys.stderr)
+        return 2

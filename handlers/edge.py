@@ -78,16 +78,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mailpipe.handlers.edge [options]``: the same as ``mailpipe edge [options]``."""
-    from mailpipe.core.errors import ConfigError
+    from mailpipe.handlers.compose import exit_code
 
     parser = argparse.ArgumentParser(prog="mailpipe")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["edge", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args))
-    except ConfigError as exc:
-        print(f"mailpipe: configuration error: {exc}", file=sys.stderr)
-        return 2
+    return exit_code(lambda: args.func(args))
 
 
 if __name__ == "__main__":

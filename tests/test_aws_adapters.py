@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from contract_store import StoreContract
+from contract_store import BoundedStoreContract
 from emulators_aws import *  # noqa: F403 - the moto fixtures
 from emulators_aws import REGION, client, receive_all
 
@@ -26,17 +26,13 @@ from mailpipe.providers.aws.clients import S3Store, SqsPublisher
 pytestmark = pytest.mark.emulator
 
 
-class TestS3Store(StoreContract):
-    size_bound = True
-
+class TestS3Store(BoundedStoreContract):
     @pytest.fixture
     def store(self, bucket: str) -> Any:
         return open_store(f"s3://{bucket}")
 
 
-class TestS3StoreUnderPrefix(StoreContract):
-    size_bound = True
-
+class TestS3StoreUnderPrefix(BoundedStoreContract):
     @pytest.fixture
     def store(self, bucket: str) -> Any:
         return open_store(f"s3://{bucket}/tenants/acme/")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_store import StoreContract
+from contract_store import BoundedStoreContract
 from emulators_azure import ACCOUNT, CONTAINER, connection_string
 from emulators_gcp import free_port
 
@@ -115,9 +115,7 @@ def test_decode_malformed_queue_body(body: bytes) -> None:
 
 
 @pytest.mark.emulator
-class TestBlobStore(StoreContract):
-    size_bound = True
-
+class TestBlobStore(BoundedStoreContract):
     @pytest.fixture
     def store(self, azure_env: str) -> BlobStore:
         return open_store(f"azblob://{ACCOUNT}/{CONTAINER}")  # type: ignore[return-value]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from contract_store import StoreContract
+from contract_store import BoundedStoreContract
 from emulators_gcp import Emulator, free_port
 
 from mailpipe.core.errors import BackendUnavailable, MalformedEvent, ObjectNotFound, Throttled
@@ -117,9 +117,7 @@ def test_decode_malformed_raises_malformed_event(bad: dict[str, Any]) -> None:
 
 
 @pytest.mark.emulator
-class TestGcsStore(StoreContract):
-    size_bound = True
-
+class TestGcsStore(BoundedStoreContract):
     @pytest.fixture
     def store(self, gcs_env: str) -> GcsStore:
         return open_store(f"gs://{BUCKET}")  # type: ignore[return-value]
