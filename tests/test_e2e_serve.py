@@ -223,10 +223,13 @@ customers:
 """
 
 
-def test_serve_applies_routing_rules_and_enrichers(serve_process: Any, tmp_path: Path) -> None:
-    pytest.importorskip("yaml")
-    rules = tmp_path / "rules.yml"
-    rules.write_text(RULES)
+@pytest.mark.parametrize("spelling", ["yml", "json"])
+def test_serve_applies_routing_rules_and_enrichers(serve_process: Any, tmp_path: Path, spelling: str) -> None:
+    """The rules a user writes (YAML) and the JSON the deploy tooling compiles them to both work in serve."""
+    import yaml
+
+    rules = tmp_path / f"rules.{spelling}"
+    rules.write_text(RULES if spelling == "yml" else json.dumps(yaml.safe_load(RULES)))
     proc = serve_process("--domains", "example.com", "--rules", str(rules), "--enrich", "links")
     mid = _send(
         proc, "ann@sender.org", ["vip@example.com"], b"Subject: r\r\n\r\nsee https://example.org/x\r\n"
