@@ -121,7 +121,7 @@ def cloud_env(cloud: str, home: Path, port: int, auth: str = "") -> dict[str, st
     """The deployed stage's MAILPIPE_* settings plus dummy credentials and emulator endpoints on ``port``."""
     from mailpipe.providers.yaml.stages import get
 
-    stage = get(STAGES[cloud])
+    stage = get(STAGES[cloud], REPO_DIR / "stages.yml")
     env = {**base_env(home), **stage.settings_env()}
     local = f"127.0.0.1:{port}"
     if cloud == "aws":  # serverless.yml also sets the enrichers

@@ -3,7 +3,7 @@
 Three customers with ``--rules`` rules each (a mix of exact, regex-with-captures and plus-tag recipient rules,
 sender, header, subject, attachment and enrichment conditions, all/any/not), none with ``stop``: every rule of
 every recipient's customer is evaluated (the worst case). Timed: ``mailpipe.core.routing.plan.plan`` +
-``Plan.annotate`` for real parsed messages (``core.mime``) with 1 and 3 envelope recipients. Target: under 1 ms
+``Plan.annotate`` for real parsed messages (``core.mime.parser``) with 1 and 3 envelope recipients. Target: under 1 ms
 per message at 1,000 rules per customer. Prints one line per case and the verdict, writes JSON to bench/out/
 rules-<utc>.json (+ rules-latest.json); exit 1 when missed only with ``--strict`` (as the other benchmarks).
 """

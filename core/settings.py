@@ -66,7 +66,7 @@ class Settings:
     log_level: str = "INFO"
     rules_file: str | None = None  # routing rules YAML (docs/rules.md); None: no routing
     enrichers: tuple[str, ...] = ()  # enricher names, run in order after parsing (docs/enrichers.md)
-    enrich_config_file: str | None = None  # JSON: enricher name -> its settings (mailpipe.core.enrich.run.load_config)
+    enrich_config_file: str | None = None  # JSON: enricher name -> its settings (core.enrich.registry.load_config)
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:

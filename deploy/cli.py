@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     try:
-        stage = get(args.stage)
+        stage = get(args.stage, ROOT / "stages.yml")
         if args.env:
             print("\n".join(f"{k}={v}" for k, v in stage.settings_env().items()))
             return 0
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from deploy.edge import render
             from mailpipe.providers.yaml.stages import load
 
-            print(render(stage, load().values()), end="")
+            print(render(stage, load(ROOT / "stages.yml").values()), end="")
             return 0
         deployer = importlib.import_module(DEPLOYERS[stage.cloud])
     except StageError as exc:

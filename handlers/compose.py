@@ -56,26 +56,34 @@ def router(rules_file: str | None, store: ObjectStore, env: Mapping[str, str] | 
 
 
 def load_rules(path: str, env: Mapping[str, str] | None = None) -> RoutingConfig:
-    """A rules file, YAML (PyYAML, file:line errors) or JSON (stdlib), with destinations limited to the queue
-    schemes this process can open. ``env`` (default os.environ) supplies secrets. Raises ConfigError."""
-    from mailpipe.core.routing.load import YAML_SUFFIXES, load_rules
+    """A rules file, JSON (``.json``, stdlib: what a bundle ships) or YAML (anything else; PyYAML, file:line
+    errors), with destinations limited to the queue schemes this process can open. ``env`` (default os.environ)
+    supplies secrets. Raises ConfigError."""
+    from mailpipe.core.errors import ConfigError
+    from mailpipe.core.routing.load import load_rules
     from mailpipe.providers import QUEUES
 
-    if not path.endswith(YAML_SUFFIXES):
+    if path.endswith(".json"):
         return load_rules(path, env=env, schemes=QUEUES)
-    from mailpipe.providers.yaml.rules import read
-
+    try:
+        from mailpipe.providers.yaml.rules import read
+    except ImportError as exc:  # a function bundle carries no YAML reader: deploy compiles the rules to JSON
+        raise ConfigError(f"{path}: YAML rules need mailpipe.providers.yaml and PyYAML ({exc}); "
+                          "pass the compiled .json (deploy.build_bundle writes it)") from exc  # fmt: skip
     return load_rules(path, read_yaml=read, env=env, schemes=QUEUES)
 
 
 def bundle_path(path: str | None) -> str | None:
     """``path`` as given when it exists (or is absolute), else relative to the bundle root (the folder
-    holding ``mailpipe/``): platforms do not all start the function in its code folder."""
+    holding ``mailpipe/``; in a checkout, the repository): platforms do not all start the function in its code
+    folder."""
     from pathlib import Path
+
+    import mailpipe
 
     if not path or Path(path).is_absolute() or Path(path).exists():
         return path
-    return str(Path(__file__).resolve().parents[2] / path)
+    return str(Path(mailpipe.__file__).resolve().parents[1] / path)
 
 
 def run_or_raise(pipeline: Pipeline, decode: Callable[[Any], list[Delivery]], record: Any) -> None:

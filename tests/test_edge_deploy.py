@@ -51,7 +51,7 @@ def test_containerfile_copies_existing_sources_and_installs_real_extras() -> Non
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())
     extras = packages["project"]["optional-dependencies"]
     (install,) = [a for i, a in ins if i == "RUN" and "pip install" in a]
-    assert '".[smtp,${CLOUD}]"' in install
+    assert '"/src[smtp,${CLOUD}]"' in install and "rm -rf /src" in install
     assert {"smtp", "aws", "gcp", "azure", "local"} <= set(extras)
     for top in packages["tool"]["setuptools"]["package-dir"].values():  # every folder of the wheel is copied
         assert any(a.startswith(top + "/") for i, a in ins if i == "COPY"), top

@@ -132,3 +132,19 @@ def test_serve_stores_and_parses_a_message(installed: Path, user_folder: Path) -
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, (user_folder / "serve.log").read_text()
         log.close()
+
+
+def test_the_containers_working_directory_cannot_shadow_the_install(installed: Path, tmp_path: Path) -> None:
+    """The edge image runs ``python -m mailpipe.handlers.edge`` with the Containerfile's ENV: PYTHONSAFEPATH
+    keeps a ``mailpipe/`` folder in the working directory (a source tree) from hiding the installed package."""
+    import shutil
+
+    text = (ROOT / "deploy" / "edge" / "Containerfile").read_text()
+    assert "PYTHONSAFEPATH=1" in text
+    shutil.copytree(ROOT / "mailpipe", tmp_path / "mailpipe")  # only __init__/__main__: no handlers below it
+    argv = [str(installed / "python"), "-m", "mailpipe.handlers.edge", "--check", f"127.0.0.1:{_free_port()}"]
+    shadowed = subprocess.run(argv, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert shadowed.returncode == 1 and "No module named 'mailpipe.handlers'" in shadowed.stderr
+    safe = subprocess.run(argv, cwd=tmp_path, env={**clean_env(), "PYTHONSAFEPATH": "1"}, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert safe.returncode == 1 and "Traceback" not in safe.stderr, safe.stderr  # a refused probe: unhealthy

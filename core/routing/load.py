@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from mailpipe.core.routing.validate import Path
 
 Lines = dict[tuple[str | int, ...], int]  # a field path -> the line that holds it
-YAML_SUFFIXES = (".yml", ".yaml")
 
 
 def read_json(text: str, source: str) -> tuple[Any, Lines]:
@@ -43,15 +42,15 @@ def load_rules(
     env: Mapping[str, str] | None = None,
     schemes: Collection[str] = (),
 ) -> RoutingConfig:
-    """Read, parse and validate the rules file at ``path``: YAML (``.yml``/``.yaml``, through ``read_yaml``) or
-    JSON (anything else). ``env`` (default os.environ) supplies the ``secret_env`` secrets; ``schemes`` are the
+    """Read, parse and validate the rules file at ``path``: JSON (``.json``) or YAML (anything else, through
+    ``read_yaml``). ``env`` (default os.environ) supplies the ``secret_env`` secrets; ``schemes`` are the
     destination URL schemes this process can open (``providers.QUEUES``). Raises ConfigError."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read routing rules: {exc}") from None
-    if path.endswith(YAML_SUFFIXES):
+    if not path.endswith(".json"):
         if read_yaml is None:
             raise ConfigError(f"{path}: YAML routing rules need PyYAML: pip install 'mailpipe[rules]'")
         return load_text(text, source=path, reader=read_yaml, env=env, schemes=schemes)

@@ -20,6 +20,19 @@ if TYPE_CHECKING:
     from mailpipe.core.settings import Settings
 
 
+class _BoundedSink(io.BytesIO):
+    """A download target that raises MessageTooLarge (permanent) once more than ``limit`` bytes arrive."""
+
+    def __init__(self, limit: int | None, what: str) -> None:
+        super().__init__()
+        self._limit, self._what = limit, what
+
+    def write(self, data: Any) -> int:
+        if self._limit is not None and self.tell() + len(data) > self._limit:
+            raise MessageTooLarge(f"{self._what}: over {self._limit} bytes")
+        return super().write(data)
+
+
 class GcsStore:
     """``gs://BUCKET[/PREFIX]``: keys are relative to the prefix; ``if_absent`` sends ifGenerationMatch=0."""
 
@@ -51,19 +64,12 @@ class GcsStore:
 
     def get(self, key: str) -> bytes:
         name = self.prefix + check_key(key)
-        from google.api_core.exceptions import RequestRangeNotSatisfiable
-
+        # One whole-object download (the client checks its checksum, which it skips for a ranged one) into a
+        # sink that stops it past the limit: never more than that in memory (never OOM the function).
+        sink = _BoundedSink(self.max_bytes, f"gcs get {name}")
         with translated(translate, f"gcs get {name}"):
-            # a ranged read of one byte past the limit: never more than that in memory (never OOM the function)
-            try:
-                data: bytes = self._bucket().blob(name).download_as_bytes(end=self.max_bytes, retry=self._retry)
-            except RequestRangeNotSatisfiable:  # GCS refuses a ranged read of an empty object
-                if self.max_bytes is None:
-                    raise
-                data = b""
-        if self.max_bytes is not None and len(data) > self.max_bytes:
-            raise MessageTooLarge(f"gcs get {name}: over {self.max_bytes} bytes")
-        return data
+            self._bucket().blob(name).download_to_file(sink, retry=self._retry)
+        return sink.getvalue()
 
     def put(self, key: str, data: bytes, *, content_type: str, if_absent: bool = False) -> bool:
         from google.api_core.exceptions import PreconditionFailed
