@@ -8,13 +8,13 @@ In every bundle the files sit at ``stage/rules.json`` and ``stage/enrich.json`` 
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from deploy import ROOT
+from mailpipe.core.routing.webhooks import PLACEHOLDER_SECRET
 from mailpipe.providers.yaml.stages import StageError
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ EXTRAS = {"malware": "malware", "ocr": "ocr", "language": "nlp", "sentiment": "n
 SYSTEM = {"ocr": "the tesseract and pdftoppm programs (Debian tesseract-ocr, poppler-utils)"}
 # cloud -> the destination schemes its function bundle can publish to (the other providers are not in it)
 SCHEMES = {"aws": ("sqs", "https"), "gcp": ("pubsub",), "azure": ("azqueue",)}
-_PLACEHOLDER = "whsec_" + base64.b64encode(bytes(32)).decode()  # validates the format, never shipped
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def read_rules(stage: Stage) -> Rules | None:
         text = path.read_text(encoding="utf-8")
         doc = yaml.safe_load(text)
         names = secret_names(doc)
-        load_text(text, source=stage.rules, reader=read, env=dict.fromkeys(names, _PLACEHOLDER))
+        load_text(text, source=stage.rules, reader=read, env=dict.fromkeys(names, PLACEHOLDER_SECRET))
     except (OSError, yaml.YAMLError, ConfigError, ValueError, TypeError, AttributeError) as exc:
         raise StageError(f"stage {stage.name!r}: rules {stage.rules}: {exc}") from exc
     dests = sorted({u for c in doc["customers"].values() for u in (c.get("destinations") or {}).values()})

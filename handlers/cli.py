@@ -1,6 +1,6 @@
 """The ``mailpipe`` command line: ``parse`` one or more messages, ``serve`` the local pipeline, ``edge`` the
-SMTP edge alone (a store per recipient domain), ``webhook-verify`` a signed webhook, ``webhook-replay``
-dead-lettered ones (docs/rules.md).
+SMTP edge alone (a store per recipient domain), ``check`` the configuration, ``rules test`` a message against the
+rules, ``webhook-verify`` a signed webhook, ``webhook-replay`` dead-lettered ones (docs/rules.md).
 
 Exit codes: 0 success; 1 an input could not be read (webhook-verify: invalid signature); 2 bad usage or
 configuration.
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailpipe.handlers import edge
+from mailpipe.handlers import check, edge, rules
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -113,7 +113,10 @@ def _serve_cmd(args: argparse.Namespace) -> int:
         rules_file=args.rules,
         enrichers=tuple(n for n in (args.enrich or "").split(",") if n) or None,
     )
-    return serve(settings)
+    problems = check.settings_problems(settings)  # every problem, one line each, before binding the port
+    for line in problems:
+        print(f"mailpipe: configuration error: {line}", file=sys.stderr)
+    return 2 if problems else serve(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--edge-processes", type=int, help="SMTP processes sharing the port (default: 1 per CPU)")
     sp.set_defaults(func=_serve_cmd)
     edge.add_parser(sub)
+    check.add_parser(sub)
+    rules.add_parser(sub)
     return p
 
 

@@ -56,6 +56,11 @@ def check_store_url(url: str) -> None:
     _load(STORES, url, "store")
 
 
+def check_queue_url(url: str) -> None:
+    """As ``check_store_url`` for a queue URL. Raises ConfigError."""
+    _load(QUEUES, url, "queue")
+
+
 def open_store(url: str, settings: Settings | None = None) -> ObjectStore:
     """Build the store for ``url``. Raises ConfigError for an unknown scheme or a missing extra."""
     return _load(STORES, url, "store").from_url(url, settings)  # type: ignore[no-any-return]

@@ -482,3 +482,12 @@ def test_one_loader_for_yaml_and_json(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"broken\.json: cannot read routing rules"):
         load_rules(str(tmp_path / "broken.json"), env)
 
+
+
+def test_a_merge_key_may_be_overridden_and_keeps_its_lines() -> None:
+    """``<<: *defaults`` then an explicit key: YAML's override, not a duplicate (stages.yml does it)."""
+    doc, lines = read("a: &x {k: 1, j: 2}\nb:\n  <<: *x\n  k: 3\n", "t.yml")
+    assert doc == {"a": {"k": 1, "j": 2}, "b": {"k": 3, "j": 2}}
+    assert lines[("b", "k")] == 4 and lines[("b", "j")] == 1
+    with pytest.raises(ConfigError, match=r"t\.yml:4: b: duplicate key 'k'"):
+        read("a: 1\nb:\n  k: 1\n  k: 2\n", "t.yml")

@@ -24,6 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 log = logging.getLogger("mailpipe.webhooks")
 
 SECRET_PREFIX = "whsec_"
+# A well-formed secret that signs nothing real: lets a check or a dry run validate rules whose secrets live in a
+# secret manager (deploy time) or are not set here. Never shipped, never used to send.
+PLACEHOLDER_SECRET = SECRET_PREFIX + "A" * 43 + "="
 FORMATS = ("mailpipe", "postmark", "mailgun", "sendgrid")
 RETRYABLE = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 

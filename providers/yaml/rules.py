@@ -24,18 +24,19 @@ def read(text: str, source: str) -> tuple[Any, Lines]:
     except ImportError as exc:
         raise ConfigError("routing rules in YAML need PyYAML: pip install 'mailpipe[rules]'") from exc
     loader = yaml.SafeLoader(text)
+    lines: Lines = {}
     try:
         node = loader.get_single_node()
-        doc = loader.construct_document(node) if node is not None else None
+        if node is None:
+            return None, lines
+        _index(node, (), lines, source)  # before constructing: that flattens merge keys into the mapping nodes
+        doc = loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)  # a MarkedYAMLError has one, a plain YAMLError not
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         raise ConfigError(f"{where}: YAML error: {getattr(exc, 'problem', None) or exc}") from None
     finally:
         loader.dispose()
-    lines: Lines = {}
-    if node is not None:
-        _index(node, (), lines, source)
     return doc, lines
 
 

@@ -5,6 +5,7 @@ stage's domains -> its store). Needs PyYAML (the ``rules`` extra)."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -165,3 +166,52 @@ def domain_store_entries(path: str | Path) -> list[str]:
     except StageError as exc:
         raise ConfigError(str(exc)) from exc
     return [f"{domain}={stage.store_url}" for stage in stages.values() for domain in stage.domains]
+
+
+class _PlaceholderSecrets(dict[str, str]):
+    """The environment, with a well-formed placeholder for every secret it lacks (deploy resolves them)."""
+
+    def get(self, key: str, default: str | None = None) -> str:  # type: ignore[override]
+        from mailpipe.core.routing.webhooks import PLACEHOLDER_SECRET
+
+        return super().get(key) or PLACEHOLDER_SECRET
+
+
+def problems(path: str | Path) -> list[str]:
+    """Every problem of a stages file, one line each (``stages.yml:12: stage 'acme': ...``), [] when it is valid:
+    each stage's keys, a domain given to two stages, and each stage's rules file (relative to the stages file;
+    secrets are checked for their names only: the deploy resolves them). Reads files; never raises for content."""
+    from mailpipe.core.domains import merge, parse_entries
+    from mailpipe.core.errors import ConfigError
+    from mailpipe.core.routing.load import load_text
+    from mailpipe.providers.yaml.rules import read
+
+    path = Path(path)
+    try:
+        doc, lines = read(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"{path}: cannot read: {exc}"]
+    except ConfigError as exc:
+        return [str(exc)]
+    if not isinstance(doc, dict) or not isinstance(doc.get("stages"), dict):
+        return [f"{path}: needs a top-level `stages:` mapping"]
+    out, valid = [], []
+    for name, spec in doc["stages"].items():
+        try:
+            valid.append(_stage(str(name), spec))
+        except StageError as exc:
+            out.append(f"{path}:{lines.get(('stages', name), 1)}: {exc}")
+    try:
+        merge(parse_entries([f"{d}={s.store_url}" for s in valid for d in s.domains], str(path)))
+    except ConfigError as exc:
+        out.append(f"{path}: {exc}")
+    for stage in (s for s in valid if s.rules):
+        rules = path.parent / str(stage.rules)
+        try:
+            load_text(rules.read_text(encoding="utf-8"), source=str(stage.rules), reader=read,
+                      env=_PlaceholderSecrets(os.environ))  # fmt: skip
+        except (OSError, UnicodeDecodeError) as exc:
+            out.append(f"{path}:{lines.get(('stages', stage.name, 'rules'), 1)}: stage {stage.name!r}: rules: {exc}")
+        except ConfigError as exc:
+            out.append(f"stage {stage.name!r}: {exc}")
+    return out
