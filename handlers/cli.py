@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailpipe.handlers import check, edge, rules
+from mailpipe.handlers import backfill, check, edge, rules
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=_serve_cmd)
     edge.add_parser(sub)
     check.add_parser(sub)
+    backfill.add_parser(sub)
     rules.add_parser(sub)
     return p
 
