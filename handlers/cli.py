@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailpipe.handlers import backfill, check, edge, rules
+from mailpipe.handlers import backfill, check, dlq, edge, rules
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_parser(sub)
     check.add_parser(sub)
     backfill.add_parser(sub)
+    dlq.add_parser(sub)
     rules.add_parser(sub)
     return p
 
