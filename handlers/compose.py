@@ -105,5 +105,6 @@ def exit_code(command: Callable[[], int]) -> int:
     try:
         return int(command())
     except ConfigError as exc:
-        print(f"mailpipe: configuration error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # several problems: one line each
+            print(f"mailpipe: configuration error: {line}", file=sys.stderr)
         return 2

@@ -19,16 +19,24 @@ if TYPE_CHECKING:
 
 
 def run(settings: Settings) -> int:
-    """Validate every store URL (ConfigError), then serve until SIGTERM; each store opens on first use."""
+    """Validate every store URL (ConfigError naming each bad one), then serve until SIGTERM; each store opens on
+    first use."""
     from mailpipe.core.edge.tenants import StoreRoutes
+    from mailpipe.core.errors import ConfigError
     from mailpipe.core.log import configure
     from mailpipe.providers import check_store_url, open_store
     from mailpipe.providers.smtp.server import run_loop, serve_until_signal
 
     configure(settings.log_level)
     routes = StoreRoutes(settings.store_map(), settings.store_url, lambda url: open_store(url, settings))
+    problems = []
     for url in routes.urls:
-        check_store_url(url)
+        try:
+            check_store_url(url)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))  # one line each
     run_loop(serve_until_signal(settings, routes), settings)
     return 0
 

@@ -104,3 +104,10 @@ def test_rules_test_without_a_secret_or_recipient_is_one_line(tmp_path: Path) ->
     (line,) = problem_lines(mailpipe("rules", "test", str(tmp_path / "inv.eml"), "--rules", "rules/acme.yml",
                                      "--placeholder-secrets"))  # fmt: skip
     assert "--rcpt" in line
+
+
+def test_the_edge_refuses_naming_every_bad_store() -> None:
+    proc = mailpipe("edge", "--listen", "127.0.0.1:1", "--domain-store", "a.example=nope://x",
+                    "--domain-store", "b.example=kafka://y")  # fmt: skip
+    lines = problem_lines(proc)
+    assert len(lines) == 2 and "'kafka'" in lines[0] and "'nope'" in lines[1], lines
