@@ -11,3 +11,5 @@ only the kernel and itself (tests/test_layers.py):
 
 ``pipeline`` joins the concerns: a stored ``.eml`` -> parse -> enrich -> store -> route.
 """
+
+RELEASE = "0.1.0"  # the code's version (parser, built-in enrichers): mailpipe.__version__, parsed JSON's processed_by

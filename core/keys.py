@@ -3,7 +3,8 @@
 Layout of a store:
   raw/<id>.eml                 the raw RFC 5322 bytes exactly as received (immutable; its creation triggers parsing)
   raw/<id>.envelope.json       the SMTP envelope, written before the .eml
-  parsed/<id>.json             the canonical parsed JSON
+  parsed/<id>.json             the canonical parsed JSON (its current version)
+  parsed/<id>/<version>.json   earlier and replayed versions of it (``mailpipe replay``), named by processed_by
   att/<id>/<n>-<safe-name>     decoded attachment bytes
   att/<id>/<p>.<k>-<safe-name> files an enricher derived (winmail.dat, uuencode): the k-th from attachment <p>,
                                or from the text body when <p> is ``body`` (core/enrich/derived.py)
@@ -73,6 +74,25 @@ def envelope_key(mid: str) -> str:
 
 def parsed_key(mid: str) -> str:
     return f"{PARSED_PREFIX}{mid}.json"
+
+
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def version_key(mid: str, version: str) -> str:
+    """Key of one version of a message's parsed JSON (``parsed/<id>/<version>.json``); raises InvalidKey for a
+    version name outside ``[A-Za-z0-9._-]`` (200 at most)."""
+    if not _VERSION_RE.match(version):
+        raise InvalidKey(f"invalid version name {version!r}")
+    return f"{PARSED_PREFIX}{mid}/{version}.json"
+
+
+def id_from_parsed_key(key: str) -> str | None:
+    """The message id of a ``parsed/<id>.json`` key (the current version), or None for any other key."""
+    if key.startswith(PARSED_PREFIX) and key.endswith(".json"):
+        mid = key[len(PARSED_PREFIX) : -len(".json")]
+        return mid if is_message_id(mid) else None
+    return None
 
 
 def quarantine_key(mid: str) -> str:

@@ -13,9 +13,11 @@ import functools
 import hashlib
 import json
 import logging
+import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mailpipe.core import quarantine
+from mailpipe.core import RELEASE, quarantine
 from mailpipe.core.errors import MalformedEvent, MalformedMessage, ObjectNotFound, PermanentError, PipelineError
 from mailpipe.core.keys import (
     PARSED_PREFIX,
@@ -23,8 +25,10 @@ from mailpipe.core.keys import (
     RAW_PREFIX,
     RAW_SUFFIX,
     envelope_key,
+    id_from_parsed_key,
     id_from_raw_key,
     parsed_key,
+    version_key,
 )
 from mailpipe.core.log import log_context
 from mailpipe.core.mime.parser import parse
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from mailpipe.core.enrich.derived import Derived
     from mailpipe.core.ports import Delivery, ObjectStore, Publisher
     from mailpipe.core.routing.dispatch import Router
+    from mailpipe.core.routing.plan import Plan
     from mailpipe.core.settings import Settings
 
 log = logging.getLogger("mailpipe.pipeline")
@@ -63,15 +68,17 @@ class Pipeline:
         (docs/rules.md). Raises ConfigError now, at cold start, for an unknown enricher or a bad config."""
         self.store, self.publisher, self.settings, self.router = store, publisher, settings, router
         self._enrich: Callable[..., tuple[dict[str, Any], list[Derived]]] | None = None
+        versions: dict[str, str] = {}
+        config: dict[str, Any] = {}
         if settings.enrichers:
             from mailpipe.core.enrich.derived import DerivedLimits
             from mailpipe.core.enrich.registry import load_config, load_enricher
             from mailpipe.core.enrich.run import enrich_message
 
-            for name in settings.enrichers:
-                load_enricher(name)
+            versions = {name: str(load_enricher(name).version) for name in settings.enrichers}
             DerivedLimits.from_config(config := load_config(settings.enrich_config_file))
             self._enrich = functools.partial(enrich_message, names=list(settings.enrichers), config=config)
+        self.processed_by = processed_by(versions, config)
 
     def process_key(self, key: str) -> Outcome:
         """Process ``raw/<id>.eml``; any other key is IGNORED. Never raises."""
@@ -114,6 +121,13 @@ class Pipeline:
         return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.IGNORED)
 
     def _process(self, mid: str, key: str) -> tuple[str, int]:
+        doc, payloads, derived = self._build(mid, key)
+        plan = self.router.plan(doc) if self.router is not None else None  # adds routing, tags
+        self.store.put(parsed_key(mid), dumps(doc), content_type="application/json")
+        return self._emit(doc, plan, payloads, derived), len(payloads)
+
+    def _build(self, mid: str, key: str) -> tuple[dict[str, Any], dict[str, bytes], list[str]]:
+        """Parse ``key``, write its attachments and derived files; the parsed dict, payloads, derived keys."""
         raw = self.store.get(key)
         result = parse(raw, limits=self.settings.limits, envelope=self._envelope(mid), mid=mid)
         message = result.message
@@ -123,18 +137,72 @@ class Pipeline:
             self.store.put(akey, result.payloads[akey], content_type=content_type, if_absent=True)
         doc = message.to_dict()
         doc["raw_key"] = key
+        doc["processed_by"] = dict(self.processed_by)
         derived: list[str] = []
         if self._enrich is not None:  # an engine outage raises TransientError: RETRY
             doc["enrichments"], files = self._enrich(doc, result.payloads, raw)
             derived = self._store_derived(files)  # before the JSON that lists them, as the attachments are
-        plan = self.router.plan(doc) if self.router is not None else None  # adds routing, tags
-        self.store.put(parsed_key(mid), dumps(doc), content_type="application/json")
+        return doc, result.payloads, derived
+
+    def _emit(self, doc: dict[str, Any], plan: Plan | None, payloads: dict[str, bytes], derived: list[str]) -> str:
+        """Carry out the routing plan, then the default notification unless a rule held or dropped the message."""
         if plan is not None:
-            self.router.act(plan, doc, result.payloads)  # type: ignore[union-attr]
+            self.router.act(plan, doc, payloads)  # type: ignore[union-attr]
             if plan.disposition != "deliver":  # quarantined or dropped by a rule: no default notification
-                return plan.disposition, len(result.payloads)
-        self.publisher.publish(dumps(notification(doc, sorted(result.payloads), sorted(derived))), key=mid)
-        return "deliver", len(result.payloads)
+                return plan.disposition
+        self.publisher.publish(dumps(notification(doc, sorted(payloads), sorted(derived))), key=doc["id"])
+        return "deliver"
+
+    def replay_key(self, key: str, *, emit: bool = False) -> Replayed:
+        """Parse ``raw/<id>.eml`` again into version ``processed_by["version"]`` (``mailpipe replay``).
+
+        The new document is written to ``parsed/<id>.json`` (one atomic put switches readers to it) after the
+        one it replaces is kept under its own version (``parsed/<id>/<old>.json``), then to
+        ``parsed/<id>/<version>.json``, which marks the message done: a second run (resumed after a crash)
+        finds it and skips the message (``current``). Without ``emit`` nothing is sent and the old
+        document's ``routing`` and ``tags`` are carried over; with it routing runs again and the notification
+        goes out, as for new mail. Never raises: errors are the result's ``failed`` status with the reason.
+        """
+        mid = id_from_raw_key(key)
+        if mid is None:
+            return Replayed("ignored", key)
+        version = self.processed_by["version"]
+        with log_context(id=mid, key=key):
+            try:
+                if self.store.exists(version_key(mid, version)):
+                    return Replayed("current", key)
+                old = self._current(mid)
+                doc, payloads, derived = self._build(mid, key)
+                plan = None
+                if emit and self.router is not None:
+                    plan = self.router.plan(doc)
+                elif old is not None:
+                    doc.update({k: old[1][k] for k in ("routing", "tags") if k in old[1]})
+                if old is not None and (was := _version_of(old)) != version:
+                    self.store.put(version_key(mid, was), old[0], content_type="application/json", if_absent=True)
+                body = dumps(doc)
+                self.store.put(parsed_key(mid), body, content_type="application/json")
+                self.store.put(version_key(mid, version), body, content_type="application/json", if_absent=True)
+                if emit:
+                    self._emit(doc, plan, payloads, derived)
+            except Exception as exc:
+                reason = exc.reason if isinstance(exc, PipelineError) else "unexpected"
+                log.warning("replay failed", extra={"reason": reason, "error": type(exc).__name__})
+                return Replayed("failed", key, reason, f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        log.info("replayed", extra={"version": version, "emitted": emit})
+        return Replayed("replayed", key)
+
+    def _current(self, mid: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The bytes and dict of ``parsed/<id>.json`` (an unreadable one: an empty dict), None if there is none."""
+        try:
+            data = self.store.get(parsed_key(mid))
+        except ObjectNotFound:
+            return None
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            doc = None
+        return data, doc if isinstance(doc, dict) else {}
 
     def _store_derived(self, files: list[Derived]) -> list[str]:
         """Write derived files (if_absent); one with other bytes (enrichers changed since) is replaced."""
@@ -148,7 +216,8 @@ class Pipeline:
         try:
             data = self.store.get(envelope_key(mid))
         except ObjectNotFound:
-            log.warning("no envelope sidecar; parsing without it", extra={"reason": "no_envelope"})
+            # a backfilled message has none by design; a message of our edge always has one
+            log.info("no envelope sidecar; parsing without it", extra={"reason": "no_envelope"})
             return None
         try:
             return Envelope.from_dict(json.loads(data))
@@ -164,6 +233,46 @@ class Pipeline:
             return Outcome.RETRY
         log.warning("quarantined", extra={"outcome": "quarantined", "reason": exc.reason, "qkey": qkey})
         return Outcome.QUARANTINED
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What ``replay_key`` did to one key: ``replayed``, ``current`` (already at this version: done by an
+    earlier run), ``failed`` (with the stable reason and the first line of the error) or ``ignored``."""
+
+    status: str
+    key: str
+    reason: str | None = None
+    error: str | None = None
+
+
+_UNSAFE_VERSION = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def processed_by(enrichers: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
+    """The ``processed_by`` of a parsed document: the code's release, each enricher's version (run order) and a
+    ``version`` name built from them, e.g. ``0.1.0.links-1.auth-2.c1a2b3c`` (``c``: a digest of the enrichers'
+    settings, when there are any). The name keys ``parsed/<id>/<version>.json``, so a replay with other code,
+    enrichers or settings writes beside the old document instead of over it."""
+    name = RELEASE + "".join(f".{n}-{v}" for n, v in enrichers.items())
+    sections = {n: config[n] for n in enrichers if config.get(n)}
+    if sections:
+        digest = hashlib.sha256(json.dumps(sections, sort_keys=True, default=str).encode()).hexdigest()
+        name += ".c" + digest[:7]
+    name = _UNSAFE_VERSION.sub("_", name)
+    if len(name) > 200:
+        name = RELEASE + ".e" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    return {"version": name, "mailpipe": RELEASE, "enrichers": dict(enrichers)}
+
+
+def _version_of(current: tuple[bytes, dict[str, Any]]) -> str:
+    """The version name a stored document was written under (from its ``processed_by``); one written before
+    versions existed, or unreadable, is ``unversioned-<sha256 of its bytes>``."""
+    by = current[1].get("processed_by")
+    named = by.get("version") if isinstance(by, dict) else None
+    if isinstance(named, str) and 0 < len(named) <= 200 and named[0].isalnum() and not _UNSAFE_VERSION.search(named):
+        return named
+    return "unversioned-" + hashlib.sha256(current[0]).hexdigest()[:16]
 
 
 def notification(doc: dict[str, Any], attachment_keys: list[str], derived: list[str] | None = None) -> dict[str, Any]:
@@ -193,7 +302,7 @@ def pending_raw_keys(store: ObjectStore, done: Collection[str] | None = None) ->
     lost notifications records its own completion (e.g. the local done log) and passes those ids.
     """
     if done is None:
-        done = {k[len(PARSED_PREFIX) : -5] for k in store.list(PARSED_PREFIX)}
+        done = {mid for k in store.list(PARSED_PREFIX) if (mid := id_from_parsed_key(k))}
     quarantined = {k[len(QUARANTINE_PREFIX) : -5] for k in store.list(QUARANTINE_PREFIX)}
     for key in sorted(store.list(RAW_PREFIX)):
         mid = id_from_raw_key(key) if key.endswith(RAW_SUFFIX) else None

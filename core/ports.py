@@ -89,6 +89,16 @@ class BucketStore(Protocol):
 
 
 @runtime_checkable
+class DeletableStore(Protocol):
+    """A store that can remove an object: only operators' verbs use it (``mailpipe replay --prune``); the
+    pipeline never deletes."""
+
+    def delete(self, key: str) -> bool:
+        """Remove the object at ``key``; False if there was none. Raises InvalidKey, TransientError."""
+        ...
+
+
+@runtime_checkable
 class ObservableStore(Protocol):
     """A store that announces its new objects in-process (memory://, file://): the local bucket event."""
 

@@ -1,6 +1,7 @@
 """The ``mailpipe`` command line: ``parse`` one or more messages, ``serve`` the local pipeline, ``edge`` the
 SMTP edge alone (a store per recipient domain), ``check`` the configuration, ``rules test`` a message against the
-rules, ``webhook-verify`` a signed webhook, ``webhook-replay`` dead-lettered ones (docs/rules.md).
+rules, ``backfill`` an archive, ``replay`` stored mail through this code again, ``dlq`` quarantined mail,
+``webhook-verify`` a signed webhook, ``webhook-replay`` dead-lettered ones (docs/rules.md).
 
 Exit codes: 0 success; 1 an input could not be read (webhook-verify: invalid signature); 2 bad usage or
 configuration.
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailpipe.handlers import backfill, check, dlq, edge, rules
+from mailpipe.handlers import backfill, check, dlq, edge, replay, rules
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(sub)
     backfill.add_parser(sub)
     dlq.add_parser(sub)
+    replay.add_parser(sub)
     rules.add_parser(sub)
     return p
 

@@ -34,14 +34,24 @@ def compose() -> tuple[ObjectStore, Pipeline]:
     return store, pipeline(settings, store)
 
 
-def pipeline(settings: Settings, store: ObjectStore) -> Pipeline:
+def pipeline(settings: Settings, store: ObjectStore, *, publish: bool = True) -> Pipeline:
     """The pipeline over ``store``: its notification publisher, router (when rules are set) and enrichers.
-    Raises ConfigError for a bad rules file, queue URL or enricher."""
+    ``publish=False`` (``mailpipe replay`` without ``--emit``): no queue is opened and no rules are loaded, and a
+    publish would raise. Raises ConfigError for a bad rules file, queue URL or enricher."""
     from mailpipe.core.pipeline import Pipeline
     from mailpipe.providers import open_publisher
 
+    if not publish:
+        return Pipeline(store, _Unsent(), settings)
     publisher = open_publisher(settings.queue_url, settings)
     return Pipeline(store, publisher, settings, router=router(settings.rules_file, store))
+
+
+class _Unsent:
+    """The publisher of a pipeline that must send nothing."""
+
+    def publish(self, body: bytes, *, key: str) -> None:
+        raise RuntimeError(f"{key}: this pipeline publishes nothing")
 
 
 def router(rules_file: str | None, store: ObjectStore, env: Mapping[str, str] | None = None) -> Router | None:

@@ -13,4 +13,6 @@ the product's layout fixes (pyproject.toml ``[tool.setuptools.package-dir]`` map
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from mailpipe.core import RELEASE as __version__
+
+__all__ = ["__version__"]

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from mailpipe.core.errors import InvalidKey, MessageTooLarge, ObjectNotFound
+from mailpipe.core.ports import DeletableStore
 
 BINARY = bytes(range(256)) * 64 + b"\r\n.\r\n\0"
 
@@ -96,6 +97,26 @@ class StoreContract:
         assert sorted(store.list(prefix + "raw/a")) == [prefix + "raw/a.eml", prefix + "raw/a.envelope.json"]
         assert sorted(store.list(prefix + "att/")) == [prefix + "att/a/0-x.pdf"]
         assert list(store.list(prefix + "none/")) == []
+
+    def test_list_nested_keys_beside_a_same_named_object(self, store: Any, prefix: str) -> None:
+        for key in ("parsed/a.json", "parsed/a/0.1.0.json", "parsed/a/0.2.0.json", "parsed/ab.json"):
+            store.put(prefix + key, b"{}", content_type="application/json")
+        assert sorted(store.list(prefix + "parsed/a")) == [
+            prefix + k for k in ("parsed/a.json", "parsed/a/0.1.0.json", "parsed/a/0.2.0.json", "parsed/ab.json")
+        ]
+        versions = [prefix + "parsed/a/0.1.0.json", prefix + "parsed/a/0.2.0.json"]
+        assert sorted(store.list(prefix + "parsed/a/")) == versions
+
+    def test_delete(self, store: Any, prefix: str) -> None:
+        assert isinstance(store, DeletableStore)
+        store.put(prefix + "parsed/x/1.json", b"{}", content_type="application/json")
+        store.put(prefix + "parsed/x.json", b"{}", content_type="application/json")
+        assert store.delete(prefix + "parsed/x/1.json") is True
+        assert not store.exists(prefix + "parsed/x/1.json") and store.exists(prefix + "parsed/x.json")
+        assert store.delete(prefix + "parsed/x/1.json") is False  # gone: nothing to do, no error
+        assert list(store.list(prefix + "parsed/x/")) == []
+        with pytest.raises(InvalidKey):
+            store.delete(prefix + "../x")
 
     @pytest.mark.parametrize("bad", ["", "/etc/passwd", "../escape", "a/../../escape", "a//b", "a/./b"])
     def test_invalid_keys_are_rejected(self, store: Any, bad: str) -> None:

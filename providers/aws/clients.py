@@ -73,6 +73,13 @@ class S3Store:
                 raise
         return True
 
+    def delete(self, key: str) -> bool:
+        if not self.exists(key):  # S3 answers 204 either way
+            return False
+        with translated(translate, f"s3 delete {key}"):
+            self.client.delete_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
+        return True
+
     def list(self, prefix: str = "") -> Iterator[str]:
         with translated(translate, f"s3 list {prefix}"):
             paginator = self.client.get_paginator("list_objects_v2")

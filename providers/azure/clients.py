@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mailpipe.core.errors import BackendUnavailable, ConfigError, MessageTooLarge, translated
+from mailpipe.core.errors import BackendUnavailable, ConfigError, MessageTooLarge, ObjectNotFound, translated
 from mailpipe.core.keys import check_key
 from mailpipe.providers.azure.sdk import make_client, translate
 
@@ -80,6 +80,15 @@ class BlobStore:
         name = self.prefix + check_key(key)
         with translated(translate, f"blob exists {name}"):
             return self._cc().get_blob_client(name).exists()  # type: ignore[no-any-return]
+
+    def delete(self, key: str) -> bool:
+        name = self.prefix + check_key(key)
+        try:
+            with translated(translate, f"blob delete {name}"):
+                self._cc().delete_blob(name)
+        except ObjectNotFound:
+            return False
+        return True
 
     def list(self, prefix: str) -> Iterator[str]:
         with translated(translate, f"blob list {self.prefix + prefix}"):

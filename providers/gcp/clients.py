@@ -10,7 +10,7 @@ import io
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mailpipe.core.errors import BackendUnavailable, ConfigError, MessageTooLarge, translated
+from mailpipe.core.errors import BackendUnavailable, ConfigError, MessageTooLarge, ObjectNotFound, translated
 from mailpipe.core.keys import check_key
 from mailpipe.providers.gcp.sdk import translate
 
@@ -91,6 +91,15 @@ class GcsStore:
         name = self.prefix + check_key(key)
         with translated(translate, f"gcs exists {name}"):
             return self._bucket().blob(name).exists(retry=self._retry)  # type: ignore[no-any-return]
+
+    def delete(self, key: str) -> bool:
+        name = self.prefix + check_key(key)
+        try:
+            with translated(translate, f"gcs delete {name}"):
+                self._bucket().blob(name).delete(retry=self._retry)
+        except ObjectNotFound:
+            return False
+        return True
 
     def list(self, prefix: str) -> Iterator[str]:
         bucket = self._bucket()

@@ -66,6 +66,11 @@ class MemoryStore:
         self._bucket.notify_created(key)
         return True
 
+    def delete(self, key: str) -> bool:
+        check_key(key)
+        with self._bucket.lock:
+            return self._bucket.objects.pop(key, None) is not None
+
     def list(self, prefix: str = "") -> Iterator[str]:
         with self._bucket.lock:
             keys = [k for k in self._bucket.objects if k.startswith(prefix)]

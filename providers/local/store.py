@@ -109,16 +109,36 @@ class FolderStore(Notifier):
         return done
 
     def list(self, prefix: str = "") -> Iterator[str]:
+        """Keys under ``prefix``, streamed (``os.scandir``: a folder of a million files is never one list)."""
         base = self.root.joinpath(*prefix.rpartition("/")[0].split("/")) if "/" in prefix else self.root
+        rel = base.relative_to(self.root).as_posix()
         try:
-            for dirpath, _dirs, files in os.walk(base):
-                rel = Path(dirpath).relative_to(self.root).as_posix()
-                for name in files:
-                    key = name if rel == "." else f"{rel}/{name}"
-                    if key.startswith(prefix) and not name.startswith(TMP_PREFIX):
-                        yield key
+            yield from self._walk(base, "" if rel == "." else rel + "/", prefix)
         except OSError as exc:
             raise BackendUnavailable(f"list {prefix}: {exc.strerror}") from exc
+
+    def _walk(self, folder: Path, rel: str, prefix: str) -> Iterator[str]:
+        try:
+            entries = os.scandir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with entries:
+            for entry in entries:
+                key = rel + entry.name
+                if entry.is_dir():  # a link to a folder is neither walked nor listed (as os.walk)
+                    if not entry.is_symlink() and (prefix.startswith(key + "/") or key.startswith(prefix)):
+                        yield from self._walk(Path(entry.path), key + "/", prefix)
+                elif key.startswith(prefix) and not entry.name.startswith(TMP_PREFIX):
+                    yield key
+
+    def delete(self, key: str) -> bool:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise BackendUnavailable(f"delete {key}: {errno.errorcode.get(exc.errno or 0, exc)}") from exc
+        return True
 
     def restore_sidecar(self, key: str, sidecar_key: str) -> bool:
         """Rewrite ``sidecar_key`` from the copy the object ``key`` carries, if they differ (after a power cut
