@@ -1,8 +1,8 @@
 """mailpipe core, provider-neutral and stdlib-only.
 
 The kernel sits at this package's root: ``errors``, ``ports`` (Protocols and the event contract), ``model``,
-``keys``, ``domains``, ``log``, ``settings`` and ``pipeline``. Each concern has a folder of its own and imports
-only the kernel and itself (tests/test_layers.py):
+``keys``, ``domains``, ``quarantine``, ``log``, ``metrics``, ``settings`` and ``pipeline``. Each concern has a
+folder of its own and imports only the kernel and itself (tests/test_layers.py):
 
 - ``mime/``    bounded MIME parsing (``parser.parse``) and its helpers
 - ``enrich/``  the enrichment contract, registry, view of the message, derived files, the runner

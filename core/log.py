@@ -1,6 +1,8 @@
 """Structured logging: stdlib ``logging`` + one JSON formatter + contextvars.
 
 Never log bodies, subjects or full addresses: use ``redact_address`` (keeps the domain only) and ids/hashes.
+A line logged with ``exc_info`` carries ``exception``, ``error`` (its text, 500 characters at most) and
+``traceback`` (code locations; our exceptions name keys and ids, never message content).
 Configure in the entry point (``configure``), never at import time.
 """
 
@@ -12,6 +14,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,8 +38,11 @@ class JsonFormatter(logging.Formatter):
         }
         out.update(_context.get() or {})
         out.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")})
-        if record.exc_info and record.exc_info[0] is not None:
-            out["exception"] = record.exc_info[0].__name__
+        if record.exc_info and record.exc_info[0] is not None:  # logged with exc_info: the error and where
+            kind, exc, tb = record.exc_info
+            out["exception"] = kind.__name__
+            out["error"] = f"{kind.__name__}: {exc}"[:500]
+            out["traceback"] = "".join(traceback.format_exception(kind, exc, tb))[-8000:]
         return json.dumps(out, default=str, ensure_ascii=False)
 
 

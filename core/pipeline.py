@@ -14,10 +14,11 @@ import hashlib
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mailpipe.core import RELEASE, quarantine
+from mailpipe.core import RELEASE, metrics, quarantine
 from mailpipe.core.errors import MalformedEvent, MalformedMessage, ObjectNotFound, PermanentError, PipelineError
 from mailpipe.core.keys import (
     PARSED_PREFIX,
@@ -82,6 +83,14 @@ class Pipeline:
 
     def process_key(self, key: str) -> Outcome:
         """Process ``raw/<id>.eml``; any other key is IGNORED. Never raises."""
+        start = time.perf_counter()
+        outcome = self._process_key(key)
+        metrics.inc("mailpipe_messages_total", outcome=outcome.value)
+        if outcome is not Outcome.IGNORED:
+            metrics.observe("mailpipe_parse_seconds", time.perf_counter() - start)
+        return outcome
+
+    def _process_key(self, key: str) -> Outcome:
         mid = id_from_raw_key(key)
         if mid is None:
             log.info("ignored key", extra={"key": key[:200]})
@@ -93,7 +102,8 @@ class Pipeline:
                 return self._quarantine(mid, exc, raw_key=key)
             except Exception as exc:
                 reason = exc.reason if isinstance(exc, PipelineError) else "unexpected"
-                log.warning("will retry", extra={"reason": reason, "error": type(exc).__name__})
+                log.warning("will retry", extra={"reason": reason, "error": type(exc).__name__},
+                            exc_info=reason == "unexpected")  # fmt: skip
                 return Outcome.RETRY
             outcome = Outcome.QUARANTINED if disposition == "quarantine" else Outcome.DONE
             log.info(
@@ -116,7 +126,10 @@ class Pipeline:
         except MalformedEvent as exc:
             text = json.dumps(record, default=repr, sort_keys=True)[:100_000]
             digest = hashlib.sha256(text.encode()).hexdigest()[:32]
-            return self._quarantine(digest, exc, record=text)
+            outcome = self._quarantine(digest, exc, record=text)
+            metrics.inc("mailpipe_messages_total", outcome="malformed_event" if outcome is Outcome.QUARANTINED
+                        else outcome.value)  # fmt: skip
+            return outcome
         outcomes = [self.run_delivery(d) for d in deliveries]
         return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.IGNORED)
 

@@ -40,6 +40,10 @@ _ENV: dict[str, tuple[str, type]] = {
     "MAILPIPE_RULES": ("rules_file", str),
     "MAILPIPE_ENRICHERS": ("enrichers", tuple),
     "MAILPIPE_ENRICH_CONFIG": ("enrich_config_file", str),
+    "MAILPIPE_METRICS": ("metrics_listen", str),
+    "MAILPIPE_WORKERS": ("workers", int),
+    "MAILPIPE_MAX_BACKLOG": ("max_backlog", int),
+    "MAILPIPE_MAX_ATTEMPTS": ("max_attempts", int),
 }
 
 
@@ -67,10 +71,14 @@ class Settings:
     rules_file: str | None = None  # routing rules YAML (docs/rules.md); None: no routing
     enrichers: tuple[str, ...] = ()  # enricher names, run in order after parsing (docs/enrichers.md)
     enrich_config_file: str | None = None  # JSON: enricher name -> its settings (core.enrich.registry.load_config)
+    metrics_listen: str | None = None  # `mailpipe serve`: HOST:PORT of the Prometheus /metrics endpoint
+    workers: int = 1  # `mailpipe serve`: parse processes per SMTP process
+    max_backlog: int = 10_000  # `mailpipe serve`: stored but unparsed messages before the edge answers 451
+    max_attempts: int = 5  # `mailpipe serve`: tries of a message failing transiently before it is quarantined
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
-        for f in ("max_recipients", "max_connections", "max_line_length"):
+        for f in ("max_recipients", "max_connections", "max_line_length", "workers", "max_backlog", "max_attempts"):
             if getattr(self, f) < 1:
                 raise ConfigError(f"{f} must be >= 1")
         if self.edge_processes < 0:
@@ -81,6 +89,8 @@ class Settings:
             raise ConfigError("tls_cert and tls_key go together")
         if ":" not in self.listen:
             raise ConfigError(f"listen must be HOST:PORT, got {self.listen!r}")
+        if self.metrics_listen is not None and not _host_port(self.metrics_listen):
+            raise ConfigError(f"metrics must be HOST:PORT, got {self.metrics_listen!r}")
         object.__setattr__(self, "domains", tuple(d.lower().strip(".") for d in self.domains if d))
         self.store_map()  # a malformed entry or a domain with two stores fails at start-up
 
@@ -128,3 +138,8 @@ def _convert(name: str, raw: str, typ: type) -> Any:
         return typ(raw)
     except ValueError as exc:
         raise ConfigError(f"{name}: cannot read {raw!r} as {typ.__name__}") from exc
+
+
+def _host_port(value: str) -> bool:
+    host, _, port = value.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536

@@ -113,6 +113,8 @@ def _serve_cmd(args: argparse.Namespace) -> int:
         edge_processes=args.edge_processes,
         rules_file=args.rules,
         enrichers=tuple(n for n in (args.enrich or "").split(",") if n) or None,
+        metrics_listen=args.metrics,
+        workers=args.workers,
     )
     problems = check.settings_problems(settings)  # every problem, one line each, before binding the port
     for line in problems:
@@ -164,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rules", help="routing rules file (docs/rules.md; default: none, MAILPIPE_RULES)")
     sp.add_argument("--enrich", metavar="NAME,...", help="enrichers to run after parsing (docs/enrichers.md)")
     sp.add_argument("--edge-processes", type=int, help="SMTP processes sharing the port (default: 1 per CPU)")
+    sp.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    sp.add_argument("--workers", type=int, help="parse processes per SMTP process (default 1)")
     sp.set_defaults(func=_serve_cmd)
     edge.add_parser(sub)
     check.add_parser(sub)

@@ -105,6 +105,19 @@ def run_or_raise(pipeline: Pipeline, decode: Callable[[Any], list[Delivery]], re
         raise TransientError("transient failure; the platform redelivers")
 
 
+def invoke(pipeline: Pipeline, decode: Callable[[Any], list[Delivery]], record: Any, request_id: str | None) -> None:
+    """One function invocation: ``run_or_raise`` with the platform's invocation id on every log line, and the
+    metrics recorded during it flushed at its end (whatever the outcome)."""
+    from mailpipe.core import metrics
+    from mailpipe.core.log import log_context
+
+    with log_context(request_id=request_id):
+        try:
+            run_or_raise(pipeline, decode, record)
+        finally:
+            metrics.flush()
+
+
 def exit_code(command: Callable[[], int]) -> int:
     """Run a command-line verb: its exit code, or 2 with one line on stderr for a ConfigError (bad configuration
     found at start-up: no traceback for a user's mistake)."""

@@ -12,13 +12,16 @@ from typing import Any
 
 import functions_framework
 
-from mailpipe.handlers.compose import compose, run_or_raise
+from mailpipe.core import metrics
+from mailpipe.handlers.compose import compose, invoke
 from mailpipe.providers.gcp.events import bind_store
 
 STORE, PIPELINE = compose()
 DECODE = bind_store(STORE)
+metrics.use(metrics.LogSink())  # one JSON line per series per event: log-based metrics count them
 
 
 @functions_framework.cloud_event
 def on_event(event: Any) -> None:
-    run_or_raise(PIPELINE, DECODE, {**event.get_attributes(), "data": event.get_data()})
+    attributes = event.get_attributes()
+    invoke(PIPELINE, DECODE, {**attributes, "data": event.get_data()}, attributes.get("id"))

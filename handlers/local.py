@@ -15,6 +15,7 @@ import signal
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from mailpipe.core import metrics
 from mailpipe.core.log import configure
 from mailpipe.core.ports import ObservableStore
 from mailpipe.handlers.compose import pipeline
@@ -35,6 +36,39 @@ if TYPE_CHECKING:
 def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; return the exit code."""
     configure(settings.log_level)
+    path = _serve_metrics(settings)
+    try:
+        return _serve(settings)
+    finally:
+        if path is not None:
+            from mailpipe.providers.prometheus.sink import cleanup
+
+            cleanup(path)
+
+
+def _serve_metrics(settings: Settings) -> str | None:
+    """``--metrics HOST:PORT``: Prometheus text of every process of this serve at ``/metrics``. Raises
+    ConfigError if the address cannot be bound."""
+    if not settings.metrics_listen:
+        return None
+    from mailpipe.providers.prometheus.sink import prepare
+    from mailpipe.providers.prometheus.sink import serve as serve_metrics
+
+    path = prepare()  # before any process (this one included) records: multiprocess mode
+    serve_metrics(settings.metrics_listen, path)
+    _record(settings)
+    return path
+
+
+def _record(settings: Settings) -> None:
+    """Record metrics in this process when ``--metrics`` is on (the serve's processes share the directory)."""
+    if settings.metrics_listen:
+        from mailpipe.providers.prometheus.sink import PrometheusSink
+
+        metrics.use(PrometheusSink())
+
+
+def _serve(settings: Settings) -> int:
     store = open_store(settings.store_url, settings)
     pipeline(settings, store)  # a bad rules file or enricher fails here, before binding the port
     routes_of(settings, store)  # so does a store per domain (that is `mailpipe edge`)
@@ -56,6 +90,7 @@ def serve(settings: Settings) -> int:
 def _helper(settings: Settings, sock: socket.socket) -> None:
     """Another SMTP process on the shared socket, with its own parse worker (no start-up scan)."""
     configure(settings.log_level)
+    _record(settings)
     store = open_store(settings.store_url, settings)
     worker = _start_worker(settings, store, primary=False)
     run_loop(_edge_until_signal(settings, store, sock), settings)
@@ -79,6 +114,7 @@ def _start_worker(settings: Settings, store: ObjectStore, *, primary: bool) -> A
 def parse_worker(settings: Settings, keys: Iterator[str]) -> None:
     """The parse child: process every key it is sent (the parent lists the backlog into the same queue)."""
     configure(settings.log_level)
+    _record(settings)
     store = open_store(settings.store_url, settings)
     worker = run_local(store, pipeline(settings, store).process_key, scan=False, pacer=Pacer())
     for key in keys:

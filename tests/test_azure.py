@@ -15,6 +15,7 @@ import importlib.util
 import json
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -211,6 +212,7 @@ def test_queue_bad_url_is_config_error() -> None:
 
 # --- the v2 function apps, loaded and invoked with real azure.functions objects against azurite ---
 
+CTX = SimpleNamespace(invocation_id="invocation-1")  # what the Functions host passes as `context`
 ROOT = Path(__file__).resolve().parent.parent
 MAIL = Path(__file__).parent / "fixtures" / "mail"
 
@@ -316,13 +318,13 @@ def test_event_grid_trigger_parses_and_notifies(deployed: Any, azure_env: str, a
     key, mid = seed(store, (MAIL / "mixed.eml").read_bytes())
     event = to_func_event(grid_event(store, key))
     on_event_grid = functions(app)["on_event_grid"].get_user_function()  # get_functions() once per app
-    on_event_grid(event)
+    on_event_grid(event, CTX)
     doc = json.loads(store.get(f"parsed/{mid}.json"))
     assert (doc["id"], doc["raw_key"]) == (mid, key)
     [first] = notifications(azure_env, azure_queue)
     assert first["id"] == mid
     before = store.get(f"parsed/{mid}.json")
-    on_event_grid(event)  # redelivery: same keys, same bytes
+    on_event_grid(event, CTX)  # redelivery: same keys, same bytes
     assert store.get(f"parsed/{mid}.json") == before
     assert list(store.list("parsed/")) == [f"parsed/{mid}.json"]
     assert notifications(azure_env, azure_queue) == [first]  # repeated as-is: consumers dedupe on "id"
@@ -336,7 +338,7 @@ def test_blob_trigger_parses(deployed: Any) -> None:
     eml = (MAIL / "alternative.eml").read_bytes()
     key, mid = seed(store, eml)
     blob = func.blob.InputStream(data=eml, name=f"{CONTAINER}/{store.prefix}{key}", length=len(eml), uri=None)
-    functions(app)["on_blob"].get_user_function()(blob)
+    functions(app)["on_blob"].get_user_function()(blob, CTX)
     assert json.loads(store.get(f"parsed/{mid}.json"))["id"] == mid
 
 
@@ -347,7 +349,7 @@ def test_queue_trigger_parses_with_dequeue_count(deployed: Any, azure_env: str, 
     app, store = deployed(ROOT / "handlers" / "azure_queue_function.py")
     key, mid = seed(store, (MAIL / "plain.eml").read_bytes())
     body = json.dumps(grid_event(store, key)).encode()
-    functions(app)["on_queue"].get_user_function()(QueueMessage(id="m-1", body=body, dequeue_count=2))
+    functions(app)["on_queue"].get_user_function()(QueueMessage(id="m-1", body=body, dequeue_count=2), CTX)
     assert json.loads(store.get(f"parsed/{mid}.json"))["id"] == mid
     assert [n["id"] for n in notifications(azure_env, azure_queue)] == [mid]
 
@@ -358,14 +360,14 @@ def test_bad_events_are_quarantined_and_completed(deployed: Any) -> None:
 
     app, store = deployed(ROOT / "handlers" / "azure_queue_function.py")
     on_queue = functions(app)["on_queue"].get_user_function()
-    on_queue(QueueMessage(id="m-bad", body=b"{not json", dequeue_count=1))  # returns: the message is deleted
+    on_queue(QueueMessage(id="m-bad", body=b"{not json", dequeue_count=1), CTX)  # returns: the message is deleted
     key, _ = seed(store, b"Subject: x\r\n\r\ny\r\n")
     gone = grid_event(store, key)
     gone["data"]["url"] = gone["data"]["url"].replace(key[4:-4], "0" * 32)
-    on_queue(QueueMessage(id="m-gone", body=json.dumps(gone).encode(), dequeue_count=1))
+    on_queue(QueueMessage(id="m-gone", body=json.dumps(gone).encode(), dequeue_count=1), CTX)
     foreign = grid_event(store, key)
     foreign["data"]["url"] = foreign["data"]["url"].replace(f"/{CONTAINER}/", "/other-container/")
-    on_queue(QueueMessage(id="m-foreign", body=json.dumps(foreign).encode(), dequeue_count=1))
+    on_queue(QueueMessage(id="m-foreign", body=json.dumps(foreign).encode(), dequeue_count=1), CTX)
     reasons = sorted(json.loads(store.get(k))["reason"] for k in store.list("quarantine/"))
     assert reasons == ["bad_event", "bad_event", "object_missing"]
 
@@ -382,5 +384,5 @@ def test_transient_failure_raises_for_host_retry(deployed: Any) -> None:
     key, _ = seed(store, (MAIL / "plain.eml").read_bytes())
     message = QueueMessage(id="m-1", body=json.dumps(grid_event(store, key)).encode(), dequeue_count=5)
     with pytest.raises(TransientError):  # the host retries, then moves the message to <queue>-poison
-        functions(app)["on_queue"].get_user_function()(message)
+        functions(app)["on_queue"].get_user_function()(message, CTX)
     assert list(store.list("quarantine/")) == []

@@ -227,9 +227,11 @@ SERVE = textwrap.dedent("""
     sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in type(f).__module__]
     sys.path.insert(0, ".")
     import function_app
+    from types import SimpleNamespace
     from azure.functions.queue import QueueMessage
     [fn] = function_app.app.get_functions()
-    fn.get_user_function()(QueueMessage(id="m-1", body=sys.stdin.buffer.read(), dequeue_count=1))
+    fn.get_user_function()(QueueMessage(id="m-1", body=sys.stdin.buffer.read(), dequeue_count=1),
+                           SimpleNamespace(invocation_id="invocation-1"))
     print("served")
 """)
 

@@ -416,3 +416,20 @@ def test_function_server_accepts_gcs_notification_via_pubsub(gcp_function: Any) 
              "data": {"message": message, "subscription": "projects/p/subscriptions/s", "deliveryAttempt": 2}}
     assert server.post(event) == 200
     assert json.loads(store.get(f"parsed/{key[4:-4]}.json"))["raw_key"] == key
+
+
+@pytest.mark.emulator
+def test_function_logs_carry_the_event_id_and_metric_lines(gcp_function: Any, tmp_path: Path) -> None:
+    """Every log line of an invocation names its CloudEvent id; at its end one ``metric`` line per series
+    (what a log-based metric counts: filter jsonPayload.metric, value jsonPayload.sum)."""
+    server, store = gcp_function()
+    key = seed(store, (MAIL / "mixed.eml").read_bytes())
+    event = finalized_event(store, key)
+    assert server.post(event) == 200
+    lines = [json.loads(ln) for ln in (tmp_path / "ff-0.log").read_text().splitlines() if ln.startswith("{")]
+    mine = [ln for ln in lines if ln.get("request_id") == event["id"]]
+    assert any(ln["message"] == "parsed" for ln in mine)
+    [done] = [ln for ln in mine if ln.get("metric") == "mailpipe_messages_total"]
+    assert (done["outcome"], done["count"], done["sum"]) == ("done", 1, 1.0)
+    [took] = [ln for ln in mine if ln.get("metric") == "mailpipe_parse_seconds"]
+    assert took["count"] == 1 and 0 < took["sum"] == took["max"] < 60

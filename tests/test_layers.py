@@ -2,7 +2,7 @@
 
 The wheel's one import package is ``mailpipe``; its subpackages are the repository's top-level folders.
 
-core/ (kernel)   errors, ports, model, keys, domains, log, settings: the standard library and the kernel only;
+core/ (kernel)   errors, ports, model, keys, domains, log, metrics, settings: the standard library and the kernel only;
                  ``pipeline`` joins the concerns, so it may import them too
 core/<concern>/  mime, enrich, routing, edge: the standard library, the kernel and itself, never another concern
 providers/<x>/   core, its own package and its SDK; never another provider, never handlers or enrichers
@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 PACKAGES = ("core", "providers", "handlers", "enrichers")  # the folders of mailpipe.<name>
-KERNEL = {"errors", "ports", "model", "keys", "domains", "quarantine", "log", "settings", "pipeline"}
+KERNEL = {"errors", "ports", "model", "keys", "domains", "quarantine", "log", "metrics", "settings", "pipeline"}
 CONCERNS = {"mime", "enrich", "routing", "edge"}
 ENRICHER_MAY_USE = ("mailpipe.core.enrich.contract", "mailpipe.core.enrich.view", "mailpipe.core.enrich.derived",
                     "mailpipe.core.errors")  # fmt: skip

@@ -331,7 +331,14 @@ def test_acme_zip_routes_an_event_to_its_rules_queue(acme: Path, tmp_path: Path,
            "ACME_CRM_WEBHOOK_SECRET": "whsec_" + "B" * 44}  # fmt: skip
     out = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path)], cwd="/", env=env, input=json.dumps(event),
                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-    assert out.returncode == 0 and json.loads(out.stdout) == {"batchItemFailures": []}, out.stderr[-3000:]
+    *emf, result = out.stdout.splitlines()
+    assert out.returncode == 0 and json.loads(result) == {"batchItemFailures": []}, out.stderr[-3000:]
+    docs = [json.loads(line) for line in emf]  # CloudWatch Embedded Metric Format, one document per series
+    [done] = [d for d in docs if "mailpipe_messages_total" in d]
+    assert (done["outcome"], done["mailpipe_messages_total"]) == ("done", 1.0)
+    assert done["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "mailpipe"
+    assert done["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["function", "outcome"]]
+    assert {d["action"] for d in docs if "mailpipe_routing_deliveries_total" in d} >= {"publish"}
     [routed] = [json.loads(m["Body"]) for m in receive_all(billing)]
     assert (routed["customer"], routed["tags"]) == ("acme", ["invoice"])
     assert routed["message"]["routing"][0]["rule"] == "invoices"

@@ -141,10 +141,10 @@ def test_the_containers_working_directory_cannot_shadow_the_install(installed: P
 
     text = (ROOT / "deploy" / "edge" / "Containerfile").read_text()
     assert "PYTHONSAFEPATH=1" in text
-    shutil.copytree(ROOT / "mailpipe", tmp_path / "mailpipe")  # only __init__/__main__: no handlers below it
+    shutil.copytree(ROOT / "mailpipe", tmp_path / "mailpipe")  # only __init__/__main__: no core, no handlers
     argv = [str(installed / "python"), "-m", "mailpipe.handlers.edge", "--check", f"127.0.0.1:{_free_port()}"]
     shadowed = subprocess.run(argv, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
-    assert shadowed.returncode == 1 and "No module named 'mailpipe.handlers'" in shadowed.stderr
+    assert shadowed.returncode == 1 and "No module named 'mailpipe.core'" in shadowed.stderr
     safe = subprocess.run(argv, cwd=tmp_path, env={**clean_env(), "PYTHONSAFEPATH": "1"}, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert safe.returncode == 1 and "Traceback" not in safe.stderr, safe.stderr  # a refused probe: unhealthy

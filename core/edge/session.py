@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mailpipe.core import metrics
 from mailpipe.core.edge.actions import Action, Close, Deliver, StartTLS, Step
 from mailpipe.core.edge.data import DataDecoder
 from mailpipe.core.edge.paths import path_arg
@@ -104,6 +105,8 @@ class Session:
         return Step(out, action)
 
     def _reply(self, line: str) -> None:
+        if line[0] in "45":
+            metrics.inc("mailpipe_smtp_refused_total", reason=line[:9].rstrip())  # "550 5.7.1"
         self._out.append(line.encode() + b"\r\n")
 
     def _data_step(self, fresh: bytes) -> Action | _More | None:

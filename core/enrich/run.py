@@ -23,6 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from mailpipe.core import metrics
 from mailpipe.core.enrich.contract import Context, Skip
 from mailpipe.core.enrich.derived import Derivations, Derived, DerivedLimits
 from mailpipe.core.enrich.registry import load_enricher
@@ -95,17 +96,18 @@ def run_one(enricher: Enricher, view: MessageView, ctx: Context) -> dict[str, An
     worker = threading.Thread(target=work, name=f"enrich-{enricher.name}", daemon=True)
     worker.start()
     worker.join(timeout)
-    ms = int((time.monotonic() - start) * 1000)
+    seconds = time.monotonic() - start
+    ms = int(seconds * 1000)
     if worker.is_alive():  # a thread cannot be killed: it is abandoned, and heavy engines run as subprocesses
-        return _result(enricher, "timeout", None, f"no result within {timeout:g} s", ms)
+        return _result(enricher, "timeout", None, f"no result within {timeout:g} s", ms, seconds)
     exc = box.get("exc")
     if exc is None:
-        return _result(enricher, "ok", box.get("result"), None, ms)
+        return _result(enricher, "ok", box.get("result"), None, ms, seconds)
     if isinstance(exc, TransientError):
         raise exc
     if isinstance(exc, Skip):
-        return _result(enricher, "skipped", None, str(exc) or "nothing to do", ms)
-    return _result(enricher, "error", None, f"{type(exc).__name__}: {exc}"[:500], ms)
+        return _result(enricher, "skipped", None, str(exc) or "nothing to do", ms, seconds)
+    return _result(enricher, "error", None, f"{type(exc).__name__}: {exc}"[:500], ms, seconds)
 
 
 def _present(view: MessageView) -> set[str]:
@@ -120,7 +122,10 @@ def _present(view: MessageView) -> set[str]:
     return {k for k, v in have.items() if v}
 
 
-def _result(enricher: Enricher, status: str, result: Any, error: str | None, ms: int) -> dict[str, Any]:
+def _result(
+    enricher: Enricher, status: str, result: Any, error: str | None, ms: int, seconds: float = 0.0
+) -> dict[str, Any]:
+    metrics.observe("mailpipe_enricher_seconds", seconds, enricher=str(enricher.name), status=status)
     return {
         "version": str(enricher.version),
         "status": status,

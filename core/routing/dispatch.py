@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from mailpipe.core import quarantine
+from mailpipe.core import metrics, quarantine
 from mailpipe.core.errors import ObjectNotFound
 from mailpipe.core.model import dumps
 from mailpipe.core.routing import projections
@@ -178,4 +178,7 @@ class Router:
 
     def act(self, plan: Plan, doc: dict[str, Any], payloads: Mapping[str, bytes]) -> list[dict[str, Any]]:
         # a per-call copy (sharing the publisher cache) keeps concurrent messages' payloads apart
-        return replace(self.dispatcher, payloads=payloads).execute(plan, doc, self.config)
+        results = replace(self.dispatcher, payloads=payloads).execute(plan, doc, self.config)
+        for r in results:
+            metrics.inc("mailpipe_routing_deliveries_total", action=str(r.get("action")), status=str(r.get("status")))
+        return results

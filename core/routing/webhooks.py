@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from mailpipe.core import metrics
+
 log = logging.getLogger("mailpipe.webhooks")
 
 SECRET_PREFIX = "whsec_"
@@ -155,6 +157,7 @@ def deliver(
             status, error = None, f"{type(exc).__name__}: {exc}"
         log.info("webhook attempt", extra={"webhook_id": msg_id, "target": target.name, "attempt": attempt,
                                            "status": status, "error": error})
+        metrics.inc("mailpipe_webhook_attempts_total", status=metrics.status_class(status))
         if status is not None and 200 <= status < 300:
             return DeliveryResult(True, attempt, status, None, tuple(delays))
         if status is not None and status not in RETRYABLE:

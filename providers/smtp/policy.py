@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from mailpipe.core import metrics
 from mailpipe.core.errors import TransientError
 from mailpipe.core.log import log_context
 from mailpipe.core.model import Envelope
@@ -75,12 +76,16 @@ class EdgeHandler:
             received_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
         raw = message.raw
+        start = time.perf_counter()
         try:
             ids = await self._accept(raw, env)
         except Exception as exc:  # never 250 unless every copy is stored; a retry rewrites the same ids
             reason = exc.reason if isinstance(exc, TransientError) else "unexpected"
             log.warning("store failed, answered 451", extra={"reason": reason, "error": type(exc).__name__})
             return "451 4.3.0 Temporary storage failure, try again later"
+        metrics.observe("mailpipe_store_write_seconds", time.perf_counter() - start)
+        metrics.inc("mailpipe_smtp_accepted_total")
+        metrics.inc("mailpipe_smtp_accepted_bytes_total", len(raw))
         with log_context(id=ids[0]):
             log.info(
                 "accepted",

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, cast
 
+from mailpipe.core import metrics
 from mailpipe.core.edge.actions import Close, Deliver
 
 if TYPE_CHECKING:
@@ -67,10 +68,12 @@ class SMTPProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast("asyncio.Transport", transport)  # (uvloop's is not an asyncio.Transport subclass)
         if not self._gate.enter():
+            metrics.inc("mailpipe_smtp_refused_total", reason="421 4.7.0")
             self._transport.write(BUSY_REPLY)
             self._transport.close()
             return
         self._admitted = True
+        metrics.inc("mailpipe_smtp_sessions_total")
         peer = transport.get_extra_info("peername")
         self._peer = peer[0] if isinstance(peer, tuple) else None
         self._session = self._new_session(self._tls is not None)

@@ -1,0 +1,1 @@
+"""Prometheus metrics for ``mailpipe serve --metrics HOST:PORT`` (the ``prometheus-client`` library)."""
