@@ -26,6 +26,13 @@ class PermanentError(PipelineError):
     reason = "permanent"
 
 
+class RetriesExhausted(PermanentError):
+    """A message that failed transiently too often (a local runner's cap, as a queue's maxReceiveCount):
+    quarantined with the last failure's reason, for ``mailpipe dlq redrive`` once the cause is fixed."""
+
+    reason = "retries_exhausted"
+
+
 class MalformedMessage(PermanentError):
     """The raw bytes cannot be processed at all (the parser itself never raises this for bad MIME)."""
 

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailpipe.core import RELEASE, metrics, quarantine
-from mailpipe.core.errors import MalformedEvent, MalformedMessage, ObjectNotFound, PermanentError, PipelineError
+from mailpipe.core.errors import (
+    MalformedEvent,
+    MalformedMessage,
+    ObjectNotFound,
+    PermanentError,
+    PipelineError,
+    RetriesExhausted,
+)
 from mailpipe.core.keys import (
     PARSED_PREFIX,
     QUARANTINE_PREFIX,
@@ -83,33 +90,52 @@ class Pipeline:
 
     def process_key(self, key: str) -> Outcome:
         """Process ``raw/<id>.eml``; any other key is IGNORED. Never raises."""
-        start = time.perf_counter()
-        outcome = self._process_key(key)
-        metrics.inc("mailpipe_messages_total", outcome=outcome.value)
-        if outcome is not Outcome.IGNORED:
-            metrics.observe("mailpipe_parse_seconds", time.perf_counter() - start)
-        return outcome
+        return self.process(key).outcome
 
-    def _process_key(self, key: str) -> Outcome:
+    def process(self, key: str) -> Processed:
+        """``process_key`` with, for a RETRY, the stable reason and the error's first line. Never raises."""
+        start = time.perf_counter()
+        result = self._process_key(key)
+        metrics.inc("mailpipe_messages_total", outcome=result.outcome.value)
+        if result.outcome is not Outcome.IGNORED:
+            metrics.observe("mailpipe_parse_seconds", time.perf_counter() - start)
+        return result
+
+    def _process_key(self, key: str) -> Processed:
         mid = id_from_raw_key(key)
         if mid is None:
             log.info("ignored key", extra={"key": key[:200]})
-            return Outcome.IGNORED
+            return Processed(Outcome.IGNORED)
         with log_context(id=mid, key=key):
             try:
                 disposition, attachments = self._process(mid, key)
             except PermanentError as exc:
-                return self._quarantine(mid, exc, raw_key=key)
+                return Processed(self._quarantine(mid, exc, raw_key=key))
             except Exception as exc:
                 reason = exc.reason if isinstance(exc, PipelineError) else "unexpected"
                 log.warning("will retry", extra={"reason": reason, "error": type(exc).__name__},
                             exc_info=reason == "unexpected")  # fmt: skip
-                return Outcome.RETRY
+                return Processed(Outcome.RETRY, reason, f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
             outcome = Outcome.QUARANTINED if disposition == "quarantine" else Outcome.DONE
             log.info(
                 "parsed", extra={"outcome": outcome.value, "routing": disposition, "attachments": attachments}
             )
-            return outcome
+            return Processed(outcome)
+
+    def give_up(self, key: str, attempts: int, last: Processed | None = None) -> Outcome:
+        """Quarantine ``key`` after ``attempts`` transient failures (reason ``retries_exhausted``, the last
+        failure's reason and error in the detail): a local runner's cap, as a cloud queue's maxReceiveCount.
+        RETRY if the record cannot be written."""
+        mid = id_from_raw_key(key)
+        if mid is None:
+            return Outcome.IGNORED
+        detail = f"{attempts} attempts failed transiently"
+        if last is not None and last.reason:
+            detail += f"; last: {last.reason}: {last.error}"
+        with log_context(id=mid, key=key):
+            outcome = self._quarantine(mid, RetriesExhausted(detail), raw_key=key)
+        metrics.inc("mailpipe_messages_total", outcome="gave_up" if outcome is Outcome.QUARANTINED else "retry")
+        return outcome
 
     def run_delivery(self, delivery: Delivery) -> Outcome:
         """Process the object a platform event named; the log lines carry the delivery id and attempt."""
@@ -246,6 +272,15 @@ class Pipeline:
             return Outcome.RETRY
         log.warning("quarantined", extra={"outcome": "quarantined", "reason": exc.reason, "qkey": qkey})
         return Outcome.QUARANTINED
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What ``process`` did to one key; ``reason``/``error`` say why a RETRY failed."""
+
+    outcome: Outcome
+    reason: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,7 @@ def _serve_cmd(args: argparse.Namespace) -> int:
         enrichers=tuple(n for n in (args.enrich or "").split(",") if n) or None,
         metrics_listen=args.metrics,
         workers=args.workers,
+        max_backlog=args.max_backlog,
     )
     problems = check.settings_problems(settings)  # every problem, one line each, before binding the port
     for line in problems:
@@ -168,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--edge-processes", type=int, help="SMTP processes sharing the port (default: 1 per CPU)")
     sp.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
     sp.add_argument("--workers", type=int, help="parse processes per SMTP process (default 1)")
+    sp.add_argument("--max-backlog", type=int, metavar="N",
+                    help="messages stored but not parsed before the edge answers 451 (default 10000)")  # fmt: skip
     sp.set_defaults(func=_serve_cmd)
     edge.add_parser(sub)
     check.add_parser(sub)

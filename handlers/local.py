@@ -20,14 +20,14 @@ from mailpipe.core.log import configure
 from mailpipe.core.ports import ObservableStore
 from mailpipe.handlers.compose import pipeline
 from mailpipe.providers import open_store
-from mailpipe.providers.local.runner.process import WorkerProcess, spawn
+from mailpipe.providers.local.runner.process import WorkerProcesses, spawn
 from mailpipe.providers.local.runner.worker import Pacer, pending, run_local
 from mailpipe.providers.local.store import FolderStore
 from mailpipe.providers.smtp.server import bind, routes_of, run_loop, start_edge
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from mailpipe.core.ports import ObjectStore
     from mailpipe.core.settings import Settings
@@ -76,8 +76,8 @@ def _serve(settings: Settings) -> int:
     count = _edge_count(settings) if isinstance(store, FolderStore) else 1
     settings = replace(settings, max_connections=-(-settings.max_connections // count))  # split the limit
     worker = _start_worker(settings, store, primary=True)
-    helpers = [spawn(_helper, settings, sock, name=f"mailpipe-edge-{n}") for n in range(1, count)]
-    run_loop(_edge_until_signal(settings, store, sock), settings)
+    helpers = [spawn(_helper, settings, sock, count, name=f"mailpipe-edge-{n}") for n in range(1, count)]
+    run_loop(_edge_until_signal(settings, store, sock, _busy(settings, worker, count)), settings)
     for proc in helpers:
         proc.terminate()  # SIGTERM: stop accepting, finish the sessions' writes, stop the worker
     if worker is not None:
@@ -87,51 +87,70 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
-def _helper(settings: Settings, sock: socket.socket) -> None:
+def _helper(settings: Settings, sock: socket.socket, count: int) -> None:
     """Another SMTP process on the shared socket, with its own parse worker (no start-up scan)."""
     configure(settings.log_level)
     _record(settings)
     store = open_store(settings.store_url, settings)
     worker = _start_worker(settings, store, primary=False)
-    run_loop(_edge_until_signal(settings, store, sock), settings)
+    run_loop(_edge_until_signal(settings, store, sock, _busy(settings, worker, count)), settings)
     worker.stop()
 
 
 def _start_worker(settings: Settings, store: ObjectStore, *, primary: bool) -> Any:
+    """This SMTP process's parse workers: ``settings.workers`` niced child processes for a folder store
+    (threads for memory://), or None for a cloud store (its bucket trigger runs the parser)."""
     if isinstance(store, FolderStore):
         if primary:
             store.remove_stale_temp()
         store.preallocate("raw")  # the edge's hot directory: inode allocation off the 250 path
         backlog = functools.partial(pending, store)
-        worker = WorkerProcess(parse_worker, settings, backlog=backlog, scan_first=primary)
-        store.add_listener(worker.submit)
-        return worker.start()
+        workers = WorkerProcesses(parse_worker, settings, backlog=backlog, scan_first=primary, count=settings.workers)
+        store.add_listener(workers.submit)
+        return workers.start()
     if isinstance(store, ObservableStore):  # memory:// lives in this process
-        return run_local(store, pipeline(settings, store).process_key)
-    return None  # a cloud store has no in-process event: its bucket trigger runs the parser
+        p = pipeline(settings, store)
+        return run_local(store, p.process, threads=settings.workers, max_attempts=settings.max_attempts,
+                         give_up=p.give_up)  # fmt: skip
+    return None
 
 
-def parse_worker(settings: Settings, keys: Iterator[str]) -> None:
+def parse_worker(settings: Settings, keys: Iterator[str], settled: Callable[[], None]) -> None:
     """The parse child: process every key it is sent (the parent lists the backlog into the same queue)."""
     configure(settings.log_level)
     _record(settings)
     store = open_store(settings.store_url, settings)
-    worker = run_local(store, pipeline(settings, store).process_key, scan=False, pacer=Pacer())
+    p = pipeline(settings, store)
+    worker = run_local(store, p.process, scan=False, pacer=Pacer(), max_attempts=settings.max_attempts,
+                       give_up=p.give_up, settled=settled)  # fmt: skip
     for key in keys:
         worker.submit(key)
     worker.stop(drain=False)
+
+
+def _busy(settings: Settings, worker: Any, count: int) -> Callable[[], bool] | None:
+    """True while this SMTP process's share of ``max_backlog`` (messages stored, not yet parsed) is full:
+    the edge then answers 451 rather than let the disk fill (back-pressure)."""
+    if worker is None:
+        return None
+    limit = max(1, settings.max_backlog // count)
+    if isinstance(worker, WorkerProcesses):
+        return lambda: worker.waiting >= limit
+    return lambda: worker.backlog >= limit
 
 
 def _edge_count(settings: Settings) -> int:
     return settings.edge_processes or min(4, len(os.sched_getaffinity(0)))
 
 
-async def _edge_until_signal(settings: Settings, store: ObjectStore, sock: socket.socket) -> None:
+async def _edge_until_signal(
+    settings: Settings, store: ObjectStore, sock: socket.socket, busy: Callable[[], bool] | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = await start_edge(settings, store, sock=sock)
+    server = await start_edge(settings, store, sock=sock, busy=busy)
     await stop.wait()
     server.close()
     await server.wait_closed()

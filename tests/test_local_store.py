@@ -8,6 +8,7 @@ import os
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import wait_for
 from contract_store import StoreContract
 
 from mailpipe.core.errors import InvalidKey
@@ -16,7 +17,7 @@ from mailpipe.providers.local.queue import FolderQueue
 from mailpipe.providers.local.store import FolderStore, MemoryStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 
@@ -225,12 +226,13 @@ def test_restart_scan_skips_torn_messages(tmp_path: Path) -> None:
     assert list(pending(store)) == [raw_key(good)]
 
 
-def record_keys(path: str, keys: Iterator[str]) -> None:
+def record_keys(path: str, keys: Iterator[str], settled: Callable[[], None]) -> None:
     """A parse-worker stand-in for WorkerProcess (runs in the spawned child): appends each key to ``path``."""
     with open(path, "a") as out:
         for key in keys:
             out.write(key + "\n")
             out.flush()
+            settled()
 
 
 def test_worker_process_gets_every_key_even_past_the_pipe_capacity(tmp_path: Path) -> None:
@@ -251,6 +253,7 @@ def test_worker_process_gets_every_key_even_past_the_pipe_capacity(tmp_path: Pat
         while time.monotonic() < deadline and len(_lines(seen)) < len(backlog) + len(keys):
             time.sleep(0.05)
         assert sorted(_lines(seen)) == sorted(backlog + keys)
+        wait_for(lambda: worker.waiting == 0, 10, "every key settled")  # the edge's back-pressure gauge
     finally:
         worker.stop()
 

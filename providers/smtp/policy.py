@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailpipe.edge")
 LOCAL_SCHEMES = ("file:", "memory:")
+BUSY = "451 4.3.2 Too many messages waiting to be processed, try again later"
 
 
 class EdgeHandler:
@@ -42,8 +43,9 @@ class EdgeHandler:
         settings: Settings,
         executor: Executor | None = None,
         alone: Callable[[], bool] | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
-        self.routes, self.settings, self._executor, self._alone = routes, settings, executor, alone
+        self.routes, self.settings, self._executor, self._alone, self._busy = routes, settings, executor, alone, busy
         self._committers: dict[str, GroupCommitter] = {}
 
     def committer(self, url: str) -> GroupCommitter:
@@ -66,7 +68,11 @@ class EdgeHandler:
         return None
 
     async def deliver(self, message: Deliver, client_ip: str | None, tls: bool) -> str:
-        """Store the message durably in every recipient's store; the reply: 250 with the ids, or 451."""
+        """Store the message durably in every recipient's store; the reply: 250 with the ids, or 451 (storage
+        failed, or the parse backlog is full: nothing stored, the sender retries later)."""
+        if self._busy is not None and self._busy():
+            log.warning("backlog full, answered 451", extra={"reason": "backlog_full"})
+            return BUSY
         env = Envelope(
             mail_from=message.mail_from,
             rcpt_to=message.rcpt_to,

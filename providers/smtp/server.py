@@ -27,7 +27,7 @@ from mailpipe.providers.smtp.policy import EdgeHandler
 from mailpipe.providers.smtp.protocol import ConnectionGate, SMTPProtocol
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
     from concurrent.futures import Executor
 
     from mailpipe.core.ports import ObjectStore
@@ -61,16 +61,18 @@ async def start_edge(
     store: ObjectStore | StoreRoutes,
     executor: Executor | None = None,
     sock: socket.socket | None = None,
+    busy: Callable[[], bool] | None = None,
 ) -> asyncio.Server:
     """Serve on ``sock``, else listen on ``settings.listen`` (port 0: a free port, see ``server.sockets``).
 
-    ``store``: one store, or StoreRoutes (a store per recipient domain, opened on first use)."""
+    ``store``: one store, or StoreRoutes (a store per recipient domain, opened on first use). ``busy()``
+    true: messages are answered 451 instead of stored (the parse backlog is full: back-pressure)."""
     loop = asyncio.get_running_loop()
     host, _, port = settings.listen.rpartition(":")
     # one writer thread per store: the group committer sends it whole batches (mailpipe.core.edge.ingest.accept_many)
     routes = routes_of(settings, store)
     gate, tls = ConnectionGate(settings.max_connections), _tls(settings)
-    handler = EdgeHandler(routes, settings, executor, alone=lambda: gate.active <= 1)
+    handler = EdgeHandler(routes, settings, executor, alone=lambda: gate.active <= 1, busy=busy)
     if not routes.exact and not routes.wild:
         log.warning("local mode: no --domains given, accepting mail for any recipient domain")
 

@@ -19,6 +19,7 @@ import select
 import signal
 import threading
 import time
+import zlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,10 +31,12 @@ PR_SET_PDEATHSIG = 1
 
 
 class WorkerProcess:
-    """Start ``target(*args, keys)`` in a spawned child; ``keys`` iterates the submitted keys.
+    """Start ``target(*args, keys, settled)`` in a spawned child; ``keys`` iterates the submitted keys and the
+    child calls ``settled()`` once per key it is done with (parsed, quarantined or ignored: not a retry).
 
     ``backlog()`` (the unfinished work on disk) is listed into the new child's queue at the first start when
     ``scan_first``, and at every restart: what was queued for a child that died is only on disk now.
+    ``waiting`` counts the keys sent and not settled (the edge's back-pressure reads it).
     """
 
     def __init__(
@@ -48,6 +51,11 @@ class WorkerProcess:
         self._writer: Any = None  # the pipe's write end (a multiprocessing Connection)
         self._proc: Any = None
         self._monitor = threading.Thread(target=self._watch, name="mailpipe-worker-monitor", daemon=True)
+        self._waiting = self._ctx.Value("q", 0)  # shared with the child: + here per key sent, - there per settled
+
+    @property
+    def waiting(self) -> int:
+        return max(0, int(self._waiting.value))
 
     def start(self) -> WorkerProcess:
         self._spawn()
@@ -57,6 +65,8 @@ class WorkerProcess:
     def submit(self, key: str) -> None:
         """Hand ``key`` to the child; never blocks (the key waits in memory while the pipe is full)."""
         line = key.encode() + b"\n"
+        with self._waiting.get_lock():
+            self._waiting.value += 1
         with self._lock:
             if not self._overflow and _write_line(self._pipe, line):
                 return
@@ -77,14 +87,18 @@ class WorkerProcess:
     def _spawn(self) -> None:
         reader, writer = self._ctx.Pipe(duplex=False)  # POSIX: a plain pipe; only its descriptors are used
         os.set_blocking(writer.fileno(), False)
-        args = (self._target, self._args, reader, os.getpid())
+        args = (self._target, self._args, reader, os.getpid(), self._waiting)
         self._proc = self._ctx.Process(target=_child_main, args=args, name="mailpipe-parse", daemon=True)
         self._proc.start()
         reader.close()
         with self._lock:  # new keys go to the new pipe from now on; older ones are in the backlog
             old, self._writer, self._pipe = self._writer, writer, writer.fileno()
             self._overflow.clear()
+            with self._waiting.get_lock():
+                self._waiting.value = 0  # what the dead child had is in the backlog again
         backlog = [key.encode() + b"\n" for key in (self._backlog() if self._scan else ())]  # (a store scan)
+        with self._waiting.get_lock():
+            self._waiting.value += len(backlog)
         with self._lock:
             self._overflow.extendleft(reversed(backlog))
         if old is not None:
@@ -136,11 +150,50 @@ def die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _child_main(target: Callable[..., None], args: tuple[Any, ...], keys: Any, parent: int) -> None:
+def _child_main(target: Callable[..., None], args: tuple[Any, ...], keys: Any, parent: int, waiting: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the parent decides
     with contextlib.suppress(OSError):
         os.nice(NICE)  # under load the edge's accept path wins the CPU; parsing catches up afterwards
-    target(*args, _keys(keys, parent))
+
+    def settled() -> None:
+        with waiting.get_lock():
+            waiting.value -= 1
+
+    target(*args, _keys(keys, parent), settled)
+
+
+class WorkerProcesses:
+    """``count`` WorkerProcesses sharing the keys by a hash of the key (so a restarted one rescans only its
+    share of the backlog); ``waiting`` is their sum."""
+
+    def __init__(
+        self, target: Callable[..., None], *args: Any, backlog: Callable[[], Iterable[str]], scan_first: bool,
+        count: int,
+    ) -> None:  # fmt: skip
+        def share(n: int) -> Callable[[], Iterator[str]]:
+            return lambda: (k for k in backlog() if _shard(k, count) == n)
+
+        self.workers = [WorkerProcess(target, *args, backlog=share(n), scan_first=scan_first) for n in range(count)]
+
+    @property
+    def waiting(self) -> int:
+        return sum(w.waiting for w in self.workers)
+
+    def start(self) -> WorkerProcesses:
+        for w in self.workers:
+            w.start()
+        return self
+
+    def submit(self, key: str) -> None:
+        self.workers[_shard(key, len(self.workers))].submit(key)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for w in self.workers:
+            w.stop(timeout)
+
+
+def _shard(key: str, count: int) -> int:
+    return zlib.crc32(key.encode()) % count if count > 1 else 0
 
 
 def _write_line(fd: int, line: bytes) -> bool:

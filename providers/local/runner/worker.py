@@ -19,7 +19,7 @@ from mailpipe.core import quarantine
 from mailpipe.core.errors import ObjectNotFound
 from mailpipe.core.keys import envelope_key, id_from_raw_key, message_id
 from mailpipe.core.model import Envelope
-from mailpipe.core.pipeline import Outcome, pending_raw_keys
+from mailpipe.core.pipeline import Outcome, Processed, pending_raw_keys
 from mailpipe.providers.local.runner.journal import AttemptLog, DoneLog
 from mailpipe.providers.local.store import FolderStore
 
@@ -63,20 +63,26 @@ class LocalWorker:
     """Run ``process(key)`` on ``threads`` daemon threads; ``submit`` is safe from any thread.
 
     ``finished(key)`` is called after a DONE or QUARANTINED outcome (records completion in the done log).
+    A key that is still RETRY after ``max_attempts`` tries goes to ``give_up(key, attempts, last)`` (the
+    pipeline quarantines it with the reason), never round for ever.
     """
 
     def __init__(
         self,
-        process: Callable[[str], Outcome],
+        process: Callable[[str], Outcome | Processed],
         *,
         threads: int = 1,
         max_delay: float = 60.0,
         finished: Callable[[str], None] | None = None,
         pacer: Pacer | None = None,
         attempts: AttemptLog | None = None,
+        max_attempts: int | None = None,
+        give_up: Callable[[str, int, Processed | None], Outcome] | None = None,
+        settled: Callable[[], None] | None = None,
     ) -> None:
         self._process, self._max_delay, self._finished, self._pacer = process, max_delay, finished, pacer
-        self._attempts = attempts
+        self._settled = settled
+        self._attempts, self._max_attempts, self._give_up = attempts, max_attempts, give_up
         self._queue: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._run, name=f"mailpipe-worker-{n}", daemon=True) for n in range(threads)
@@ -96,6 +102,11 @@ class LocalWorker:
         if self._pacer is not None:
             self._pacer.arrived()
         self._queue.put((key, attempt))
+
+    @property
+    def backlog(self) -> int:
+        """Keys submitted and not finished yet (retries waiting for their turn included)."""
+        return self._pending
 
     def wait_idle(self, timeout: float) -> bool:
         """True once every submitted key is finished (retries scheduled later count as pending)."""
@@ -120,7 +131,10 @@ class LocalWorker:
             try:
                 if self._attempts is not None:
                     self._attempts.record(key, "b")  # unmatched after a crash: counted at the next start
-                outcome = self._process(key)
+                result = self._process(key)
+                outcome, last = (result.outcome, result) if isinstance(result, Processed) else (result, None)
+                if outcome is Outcome.RETRY and self._give_up and self._max_attempts and attempt >= self._max_attempts:
+                    outcome = self._give_up(key, attempt, last)
                 if self._attempts is not None:
                     self._attempts.record(key, "e")
                 if self._finished and outcome in (Outcome.DONE, Outcome.QUARANTINED):
@@ -130,6 +144,8 @@ class LocalWorker:
                 outcome = Outcome.RETRY
             if outcome is Outcome.RETRY:
                 self._retry_later(key, attempt)
+            elif self._settled is not None:
+                self._settled()
             if self._pacer is not None and self._queue.empty():
                 self._pacer.drained()
             self._done()
@@ -188,10 +204,21 @@ def intact(store: ObjectStore, key: str, mid: str) -> bool:
 
 
 def run_local(
-    store: ObjectStore, process: Callable[[str], Outcome], *, scan: bool = True, pacer: Pacer | None = None
+    store: ObjectStore,
+    process: Callable[[str], Outcome | Processed],
+    *,
+    scan: bool = True,
+    pacer: Pacer | None = None,
+    threads: int = 1,
+    max_attempts: int | None = None,
+    give_up: Callable[[str, int, Processed | None], Outcome] | None = None,
+    settled: Callable[[], None] | None = None,
 ) -> LocalWorker:
-    """Wire ``process`` to the store's created event and (``scan``) submit the backlog; return the worker."""
-    worker = LocalWorker(process, finished=DoneLog(store).add, pacer=pacer, attempts=AttemptLog(store)).start()
+    """Wire ``process`` to the store's created event and (``scan``) submit the backlog; return the worker.
+    ``threads``, ``max_attempts``/``give_up`` (the retry cap), ``settled``: as LocalWorker."""
+    worker = LocalWorker(process, finished=DoneLog(store).add, pacer=pacer, attempts=AttemptLog(store),
+                         threads=threads, max_attempts=max_attempts, give_up=give_up,
+                         settled=settled).start()  # fmt: skip
     store.add_listener(worker.submit)  # type: ignore[attr-defined]
     for key in pending(store) if scan else ():
         worker.submit(key)
