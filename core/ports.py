@@ -89,6 +89,17 @@ class BucketStore(Protocol):
 
 
 @runtime_checkable
+class Probe(Protocol):
+    """A store or publisher that can say at start-up whether its backend answers (``mailpipe serve``, ``edge``
+    and ``check --reach`` name the URL and the cause instead of failing on the first mail)."""
+
+    def probe(self) -> None:
+        """One cheap request (the bucket's or queue's metadata; a folder: that it can be created and written).
+        Raises TransientError (unreachable, refused, missing bucket or queue) or ConfigError, with the cause."""
+        ...
+
+
+@runtime_checkable
 class DeletableStore(Protocol):
     """A store that can remove an object: only operators' verbs use it (``mailpipe replay --prune``); the
     pipeline never deletes."""

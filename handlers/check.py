@@ -3,7 +3,9 @@
 Reads the MAILPIPE_* environment (as ``serve``, ``edge`` and the functions do) plus the files and URLs given on
 the command line: store and queue URLs (scheme known, extra installed), the routing rules (file:line), the
 enrichers (known, their extras and engines present) and their settings file, and a stages file (every stage, a
-domain in two stages, each stage's rules with its secrets as placeholders). Nothing is contacted.
+domain in two stages, each stage's rules with its secrets as placeholders). Nothing is contacted, unless
+``--reach``: then every store and queue named (the rules' destinations too) gets one cheap request, and one
+that does not answer is named with its URL and the cause (``serve`` and ``edge`` do this at every start).
 
 Exit codes: 0 all valid (one ``ok`` line on stdout); 2 one line per problem on stderr.
 """
@@ -42,6 +44,34 @@ def settings_problems(settings: Settings) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def reach_problems(settings: Settings, stores: list[str] | None = None) -> list[str]:
+    """One line per store or queue that does not answer: ``settings``' store (or ``stores``), its queue and the
+    rules' destination queues. Run after settings_problems found none (the URLs are known to be valid)."""
+    from mailpipe.core.errors import ConfigError, TransientError
+    from mailpipe.core.ports import Probe
+    from mailpipe.handlers.compose import load_rules
+    from mailpipe.providers import open_publisher, open_store
+
+    targets: list[tuple[str, str, Callable[..., object]]] = [
+        ("store", url, open_store) for url in (stores or sorted({settings.store_url, *settings.store_map().values()}))
+    ]
+    if stores is None:
+        queues = {settings.queue_url}
+        if settings.rules_file:
+            config = load_rules(str(settings.rules_file))
+            queues |= {url for c in config.customers.values() for url in c.destinations.values()}
+        targets += [("queue", url, open_publisher) for url in sorted(queues)]
+    out = []
+    for kind, url, opener in targets:
+        try:
+            backend = opener(url, settings)
+            if isinstance(backend, Probe):
+                backend.probe()
+        except (TransientError, ConfigError) as exc:
+            out.append(f"{kind} {url} cannot be reached: {exc}")
+    return out
+
+
 def _collect(out: list[str], check: Callable[[], Any]) -> None:
     from mailpipe.core.errors import ConfigError
 
@@ -66,6 +96,8 @@ def command(args: argparse.Namespace) -> int:
         problems.append(str(exc))
         settings = Settings.from_env({}, **given)
     problems += settings_problems(settings)
+    if args.reach and not problems:
+        problems += reach_problems(settings)
     if args.stages:
         from mailpipe.providers.yaml.stages import problems as stage_problems
 
@@ -88,4 +120,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     cp.add_argument("--enrich", metavar="NAME,...", help="enrichers (default: MAILPIPE_ENRICHERS)")
     cp.add_argument("--enrich-config", metavar="FILE", help="enricher settings (default: MAILPIPE_ENRICH_CONFIG)")
     cp.add_argument("--stages", metavar="FILE", help="a stages file (stages.yml): every stage and its rules")
+    cp.add_argument("--reach", action="store_true", help="also contact every store and queue named (one request)")
     cp.set_defaults(func=command)

@@ -118,6 +118,7 @@ def _serve_cmd(args: argparse.Namespace) -> int:
         max_backlog=args.max_backlog,
     )
     problems = check.settings_problems(settings)  # every problem, one line each, before binding the port
+    problems = problems or check.reach_problems(settings)  # then a store or queue that does not answer
     for line in problems:
         print(f"mailpipe: configuration error: {line}", file=sys.stderr)
     return 2 if problems else serve(settings)

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 
 def run(settings: Settings) -> int:
-    """Validate every store URL (ConfigError naming each bad one), then serve until SIGTERM; each store opens on
-    first use."""
+    """Validate every store URL and reach every store (ConfigError naming each bad or silent one), then serve
+    until SIGTERM."""
     from mailpipe.core.edge.tenants import StoreRoutes
     from mailpipe.core.errors import ConfigError
     from mailpipe.core.log import configure
@@ -35,6 +35,10 @@ def run(settings: Settings) -> int:
             check_store_url(url)
         except ConfigError as exc:
             problems.append(str(exc))
+    if not problems:
+        from mailpipe.handlers.check import reach_problems
+
+        problems = reach_problems(settings, sorted(routes.urls))  # every store answers, or is named
     if problems:
         raise ConfigError("\n".join(problems))  # one line each
     run_loop(serve_until_signal(settings, routes), settings)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from mailpipe.core.errors import InvalidKey, MessageTooLarge, ObjectNotFound
-from mailpipe.core.ports import DeletableStore
+from mailpipe.core.ports import DeletableStore, Probe
 
 BINARY = bytes(range(256)) * 64 + b"\r\n.\r\n\0"
 
@@ -106,6 +106,11 @@ class StoreContract:
         ]
         versions = [prefix + "parsed/a/0.1.0.json", prefix + "parsed/a/0.2.0.json"]
         assert sorted(store.list(prefix + "parsed/a/")) == versions
+
+    def test_probe_answers_for_a_working_store(self, store: Any) -> None:
+        if not isinstance(store, Probe):
+            pytest.skip("an in-process store has nothing to reach")
+        store.probe()
 
     def test_delete(self, store: Any, prefix: str) -> None:
         assert isinstance(store, DeletableStore)

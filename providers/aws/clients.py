@@ -73,6 +73,10 @@ class S3Store:
                 raise
         return True
 
+    def probe(self) -> None:
+        with translated(translate, f"s3 bucket {self.bucket}", missing=BackendUnavailable):
+            self.client.head_bucket(Bucket=self.bucket)
+
     def delete(self, key: str) -> bool:
         if not self.exists(key):  # S3 answers 204 either way
             return False
@@ -108,6 +112,12 @@ class SqsPublisher:
     def client(self) -> Any:
         self._sqs = self._sqs or make_client("sqs", self._region)
         return self._sqs
+
+    def probe(self) -> None:
+        with translated(translate, f"sqs queue {self._queue}", missing=BackendUnavailable):
+            if self._url is None:
+                self._url = str(self.client.get_queue_url(QueueName=self._queue)["QueueUrl"])
+            self.client.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])
 
     def publish(self, body: bytes, *, key: str) -> None:
         with translated(translate, f"sqs send {self._queue}", missing=BackendUnavailable):

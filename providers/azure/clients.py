@@ -81,6 +81,10 @@ class BlobStore:
         with translated(translate, f"blob exists {name}"):
             return self._cc().get_blob_client(name).exists()  # type: ignore[no-any-return]
 
+    def probe(self) -> None:
+        with translated(translate, f"blob container {self.bucket}", missing=BackendUnavailable):
+            self._cc().get_container_properties()
+
     def delete(self, key: str) -> bool:
         name = self.prefix + check_key(key)
         try:
@@ -113,12 +117,20 @@ class QueuePublisher:
             raise ConfigError(f"Azure queue URL must be azqueue://ACCOUNT/QUEUE, got {url!r}")
         return cls(parts.netloc, queue)
 
-    def publish(self, body: bytes, *, key: str) -> None:
+    def _queue_client(self) -> Any:
         if self._client is None:
             from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
             self._client = make_client(QueueClient, self.account, "queue", queue_name=self.queue,
                                        message_encode_policy=BinaryBase64EncodePolicy())
+        return self._client
+
+    def probe(self) -> None:
+        with translated(translate, f"queue {self.queue}", missing=BackendUnavailable):
+            self._queue_client().get_queue_properties()
+
+    def publish(self, body: bytes, *, key: str) -> None:
+        self._queue_client()
         # a missing queue is set-up trouble: retry, then the poison queue
         with translated(translate, f"queue send {self.queue}", missing=BackendUnavailable):
             self._client.send_message(body)

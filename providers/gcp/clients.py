@@ -92,6 +92,10 @@ class GcsStore:
         with translated(translate, f"gcs exists {name}"):
             return self._bucket().blob(name).exists(retry=self._retry)  # type: ignore[no-any-return]
 
+    def probe(self) -> None:
+        with translated(translate, f"gcs bucket {self.bucket}", missing=BackendUnavailable):
+            self._bucket().reload(retry=None, timeout=10)
+
     def delete(self, key: str) -> bool:
         name = self.prefix + check_key(key)
         try:
@@ -124,11 +128,19 @@ class PubSubPublisher:
             raise ConfigError(f"Pub/Sub URL must be pubsub://PROJECT/TOPIC, got {url!r}")
         return cls(parts.netloc, path[0])
 
-    def publish(self, body: bytes, *, key: str) -> None:
+    def _publisher(self) -> Any:
         if self._client is None:
             from google.cloud import pubsub_v1
 
             self._client = pubsub_v1.PublisherClient()
+        return self._client
+
+    def probe(self) -> None:
+        with translated(translate, f"pubsub topic {self.topic_path}", missing=BackendUnavailable):
+            self._publisher().get_topic(topic=self.topic_path, timeout=10, retry=None)
+
+    def publish(self, body: bytes, *, key: str) -> None:
+        self._publisher()
         # a missing topic is set-up trouble: retry, then the dead-letter topic
         with translated(translate, f"pubsub publish {self.topic_path}", missing=BackendUnavailable):
             self._client.publish(self.topic_path, body, key=key).result(timeout=self._timeout)

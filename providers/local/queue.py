@@ -34,6 +34,9 @@ class FolderQueue:
         store = FolderStore.from_url(url, settings)
         return cls(str(store.root), fsync=store.fsync)
 
+    def probe(self) -> None:
+        self._files.probe()
+
     def publish(self, body: bytes, *, key: str) -> None:
         """Write ``<key>.json`` atomically. Raises InvalidKey for a key that is not a plain file name,
         BackendUnavailable when the disk refuses the write."""

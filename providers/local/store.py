@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,6 +131,16 @@ class FolderStore(Notifier):
                         yield from self._walk(Path(entry.path), key + "/", prefix)
                 elif key.startswith(prefix) and not entry.name.startswith(TMP_PREFIX):
                     yield key
+
+    def probe(self) -> None:
+        """The root exists (created if need be) and takes a file (a read-only or full disk does not)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.root, prefix=TMP_PREFIX)
+            os.close(fd)
+            Path(name).unlink()
+        except OSError as exc:
+            raise BackendUnavailable(f"folder {self.root}: {exc.strerror or exc}") from exc
 
     def delete(self, key: str) -> bool:
         try:
