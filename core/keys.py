@@ -9,6 +9,8 @@ Layout of a store:
   att/<id>/<p>.<k>-<safe-name> files an enricher derived (winmail.dat, uuencode): the k-th from attachment <p>,
                                or from the text body when <p> is ``body`` (core/enrich/derived.py)
   quarantine/<id>.json         permanent failures, with the reason
+  retry/<id>.json              the last transient failure of a message (reason, error, attempt): shown by
+                               ``mailpipe dlq`` for a message a cloud queue dead-lettered
 """
 
 from __future__ import annotations
@@ -93,6 +95,10 @@ def id_from_parsed_key(key: str) -> str | None:
         mid = key[len(PARSED_PREFIX) : -len(".json")]
         return mid if is_message_id(mid) else None
     return None
+
+
+def retry_key(mid: str) -> str:
+    return f"retry/{mid}.json"
 
 
 def quarantine_key(mid: str) -> str:

@@ -36,6 +36,7 @@ from mailpipe.core.keys import (
     id_from_parsed_key,
     id_from_raw_key,
     parsed_key,
+    retry_key,
     version_key,
 )
 from mailpipe.core.log import log_context
@@ -138,9 +139,26 @@ class Pipeline:
         return outcome
 
     def run_delivery(self, delivery: Delivery) -> Outcome:
-        """Process the object a platform event named; the log lines carry the delivery id and attempt."""
+        """Process the object a platform event named; the log lines carry the delivery id and attempt. A RETRY
+        leaves ``retry/<id>.json`` (reason, error, attempt): what ``mailpipe dlq`` shows for the message if
+        the platform dead-letters it."""
         with log_context(delivery_id=delivery.id, attempt=delivery.attempt):
-            return self.process_key(delivery.ref.key)
+            result = self.process(delivery.ref.key)
+            if result.outcome is Outcome.RETRY:
+                self._note_retry(delivery, result)
+            return result.outcome
+
+    def _note_retry(self, delivery: Delivery, result: Processed) -> None:
+        mid = id_from_raw_key(delivery.ref.key)
+        if mid is None:
+            return
+        note = {"id": mid, "raw_key": delivery.ref.key, "reason": result.reason, "error": result.error,
+                "attempt": delivery.attempt, "delivery_id": delivery.id,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+        try:
+            self.store.put(retry_key(mid), dumps(note), content_type="application/json")
+        except Exception as exc:  # the store may be what failed: the log line is the record then
+            log.info("retry note not written", extra={"reason": "retry_note_failed", "error": type(exc).__name__})
 
     def run_record(self, decode: Callable[[Any], list[Delivery]], record: Any) -> Outcome:
         """Decode one platform record and process its deliveries; return the worst outcome.

@@ -122,6 +122,38 @@ class ObservableStore(Protocol):
 Decoder = Callable[[Any], list[Delivery]]
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One message of a platform's dead-letter queue: an event the function gave up on."""
+
+    id: str  # the platform's message id
+    record: Any  # what the queue's ``decoder`` takes (an SQS record, a Pub/Sub push body, a queue body)
+    attempts: int | None = None  # deliveries before it was dead-lettered, where the platform says
+    sent_at: str | None = None  # ISO 8601 UTC: when it entered the dead-letter queue
+    handle: Any = None  # what ``release``/``remove`` need (receipt handle, ack id, queue message)
+
+
+class DeadLetterQueue(Protocol):
+    """The dead letters of one platform queue (SQS dead-letter queue, Pub/Sub dead-letter subscription, Azure
+    poison queue) for ``mailpipe dlq``."""
+
+    def decoder(self, store: object) -> Decoder:
+        """The provider's decoder of these records, bound to ``store`` (bind_store)."""
+        ...
+
+    def receive(self, limit: int, hold: float) -> list[DeadLetter]:
+        """Up to ``limit`` letters, hidden from other readers for ``hold`` seconds. Raises TransientError."""
+        ...
+
+    def release(self, letter: DeadLetter) -> None:
+        """Make ``letter`` visible again at once (listed, or its redrive must be tried again)."""
+        ...
+
+    def remove(self, letter: DeadLetter) -> None:
+        """Delete ``letter`` (its redrive ended: parsed, or quarantined in the store)."""
+        ...
+
+
 def bind_store(store: object, decoder: Decoder) -> Decoder:
     """``decoder`` restricted to one store: a delivery naming another bucket/container is MalformedEvent
     (permanent), and keys are made relative to the store's prefix (``s3://bucket/prefix``); keys outside the

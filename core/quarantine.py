@@ -1,13 +1,15 @@
 """Quarantine records: ``quarantine/<id>.json``, one shape for every writer -- the pipeline (a permanent error),
 a routing rule's ``quarantine`` action, and the local runner (a message that crashed its worker too often).
 
-A record is ``{"id", "reason", "detail", ...}`` plus what locates the input (``raw_key``, or the undecodable
-platform ``record``). ``reason`` is the stable snake_case name of mailpipe.core.errors (``malformed``,
-``too_large``, ``rule``, ``worker_crash``, ...). A quarantined message is acknowledged and never retried.
+A record is ``{"id", "reason", "detail", "at", ...}`` (``at``: when it was written, ISO 8601 UTC) plus what
+locates the input (``raw_key``, or the undecodable platform ``record``). ``reason`` is the stable snake_case
+name of mailpipe.core.errors (``malformed``, ``too_large``, ``rule``, ``worker_crash``, ...). A quarantined
+message is acknowledged and never retried.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from mailpipe.core.keys import quarantine_key
@@ -28,5 +30,6 @@ def put(store: ObjectStore, mid: str, reason: str, detail: str, *, if_absent: bo
     """Write the record to ``quarantine/<mid>.json`` and return its key. Idempotent for the same input; with
     ``if_absent`` an existing record is kept. Raises what ``store.put`` raises (TransientError, InvalidKey)."""
     key = quarantine_key(mid)
-    store.put(key, dumps(record(mid, reason, detail, **fields)), content_type="application/json", if_absent=if_absent)
+    doc = {**record(mid, reason, detail, **fields), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    store.put(key, dumps(doc), content_type="application/json", if_absent=if_absent)
     return key

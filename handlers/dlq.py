@@ -1,12 +1,21 @@
-"""``mailpipe dlq list|show|redrive --store URL``: the quarantined messages of any store, and sending them back
-through the normal path once the cause is fixed (a rule, an enricher, a limit).
+"""``mailpipe dlq list|show|redrive --store URL [--dlq URL]``: the quarantined messages of any store and the
+events a cloud queue dead-lettered, and sending them back through the normal path once the cause is fixed (a
+rule, an enricher, a limit, an engine that was down).
+
+``--dlq`` names the platform's dead-letter queue: ``sqs://NAME`` (the event queue's SQS dead-letter queue),
+``pubsub://PROJECT/SUBSCRIPTION`` (the dead-letter topic's subscription), ``azqueue://ACCOUNT/QUEUE-poison``.
+Its entries show the message the event names, the reason and error of the last failure (``retry/<id>.json``,
+left by the function on each transient failure), the attempts and when it was dead-lettered; ``list`` leaves
+them where they are (held for a moment, then released), ``redrive`` runs each event through the pipeline as
+the function would and deletes it from the queue once it ends parsed or quarantined.
 
 ``list`` prints one JSON line per record of ``quarantine/`` (id, reason, raw key, the first line of the error);
 records already redriven are left out unless ``--all``. ``show ID`` prints one record whole. ``redrive [ID...]``
-(default: every record listed, ``--reason`` narrows) runs each message through the pipeline built as ``serve``
-builds it (``--queue``, ``--rules``, ``--enrich`` or MAILPIPE_*), and prints what happened to each: ``done`` (the
-record is kept, marked ``redriven``), ``quarantined`` again (the record now holds the new reason), ``retry`` (a
-transient failure: run it again) or ``not_redrivable`` (an undecodable platform event has no message to re-run).
+(default: every record listed; ``--reason`` and ``--since`` narrow) runs each message through the pipeline built
+as ``serve`` builds it (``--queue``, ``--rules``, ``--enrich`` or MAILPIPE_*), and prints what happened to each:
+``done`` (the record is kept, marked ``redriven``), ``quarantined`` again (the record now holds the new reason),
+``retry`` (a transient failure: run it again) or ``not_redrivable`` (an undecodable platform event has no message
+to re-run).
 
 Exit codes: 0 success (redrive: every entry done); 1 some entry was not done, or the id is unknown; 2 bad usage
 or configuration.
@@ -20,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-    from mailpipe.core.ports import ObjectStore
+    from mailpipe.core.ports import DeadLetter, Decoder, ObjectStore
 
 QUARANTINE = "quarantine/"
+HOLD = 60  # seconds a listed or redriven letter is hidden from other readers (released at once when done)
 
 
 def records(store: ObjectStore, *, reason: str | None = None, everything: bool = False) -> Iterator[dict[str, Any]]:
@@ -46,10 +56,56 @@ def records(store: ObjectStore, *, reason: str | None = None, everything: bool =
 
 def summary(rec: dict[str, Any]) -> dict[str, Any]:
     """One record as ``list`` shows it: the first line of the error, at most 200 characters."""
-    detail = str(rec.get("detail") or "").splitlines()[:1]
-    out = {"id": rec.get("id"), "reason": rec.get("reason"), "raw_key": rec.get("raw_key"),
-           "detail": detail[0][:200] if detail else ""}  # fmt: skip
+    out = {"source": "quarantine", "id": rec.get("id"), "reason": rec.get("reason"), "raw_key": rec.get("raw_key"),
+           "detail": _first_line(rec.get("detail")), "at": rec.get("at")}  # fmt: skip
     return {**out, "redriven": rec["redriven"]} if "redriven" in rec else out
+
+
+def _first_line(text: Any) -> str:
+    lines = str(text or "").splitlines()[:1]
+    return lines[0][:200] if lines else ""
+
+
+def _since(args: argparse.Namespace) -> Callable[[str | None], bool]:
+    """``--since DATE``: keep entries at or after DATE (one of unknown time is kept)."""
+    if not getattr(args, "since", None):
+        return lambda at: True
+    from mailpipe.handlers.replay import parse_when
+
+    since = parse_when(args.since)
+    return lambda at: at is None or parse_when(at) >= since
+
+
+def letter_entry(store: ObjectStore, decode: Decoder, letter: DeadLetter, url: str) -> dict[str, Any]:
+    """One dead letter as ``list`` shows it: the message its event names and its last failure's note."""
+    from mailpipe.core.errors import MalformedEvent, ObjectNotFound
+    from mailpipe.core.keys import id_from_raw_key, retry_key
+
+    out: dict[str, Any] = {"source": "dlq", "dlq": url, "message_id": letter.id, "id": None}
+    try:
+        deliveries = decode(letter.record)
+    except MalformedEvent as exc:
+        return {**out, "reason": "malformed_event", "raw_key": None, "attempts": letter.attempts,
+                "detail": _first_line(exc), "at": letter.sent_at}  # fmt: skip
+    key = deliveries[0].ref.key if deliveries else None
+    mid = id_from_raw_key(key) if key else None
+    note: dict[str, Any] = {}
+    if mid is not None:
+        try:
+            note = json.loads(store.get(retry_key(mid)))
+        except (ObjectNotFound, ValueError):
+            note = {}
+    return {**out, "id": mid, "reason": note.get("reason") or "dead_lettered", "raw_key": key,
+            "attempts": letter.attempts or note.get("attempt"), "detail": _first_line(note.get("error")),
+            "at": letter.sent_at}  # fmt: skip
+
+
+def dead_letters(args: argparse.Namespace, settings: Any, store: ObjectStore) -> tuple[Any, list[DeadLetter]]:
+    """The dead-letter queue of ``--dlq`` and up to ``--limit`` of its letters (held: release or remove)."""
+    from mailpipe.providers import open_dead_letters
+
+    queue = open_dead_letters(args.dlq, settings)
+    return queue, queue.receive(args.limit, HOLD)
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, ObjectStore]:
@@ -64,9 +120,22 @@ def _open(args: argparse.Namespace) -> tuple[Any, ObjectStore]:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    _, store = _open(args)
+    settings, store = _open(args)
+    keep = _since(args)
     for rec in records(store, reason=args.reason, everything=args.all):
-        sys.stdout.write(json.dumps(summary(rec)) + "\n")
+        if keep(rec.get("at")):
+            sys.stdout.write(json.dumps(summary(rec)) + "\n")
+    if args.dlq:
+        queue, letters = dead_letters(args, settings, store)
+        try:
+            decode = queue.decoder(store)
+            for letter in letters:
+                entry = letter_entry(store, decode, letter, args.dlq)
+                if (args.reason is None or entry["reason"] == args.reason) and keep(entry["at"]):
+                    sys.stdout.write(json.dumps(entry) + "\n")
+        finally:
+            for letter in letters:
+                queue.release(letter)
     return 0
 
 
@@ -92,8 +161,11 @@ def redrive_command(args: argparse.Namespace) -> int:
 
     settings, store = _open(args)
     pipe = pipeline(settings, store)  # a bad rules file or enricher stops here, before any message
-    wanted = set(args.ids or ())
-    entries = [r for r in records(store, reason=args.reason) if not wanted or r.get("id") in wanted]
+    if args.dlq:
+        return _redrive_letters(args, settings, store, pipe)
+    wanted, keep = set(args.ids or ()), _since(args)
+    entries = [r for r in records(store, reason=args.reason)
+               if (not wanted or r.get("id") in wanted) and keep(r.get("at"))]  # fmt: skip
     missing = wanted - {r.get("id") for r in entries}
     status = 1 if missing else 0
     for mid in sorted(missing):
@@ -102,6 +174,38 @@ def redrive_command(args: argparse.Namespace) -> int:
         result = _redrive(store, pipe, rec)
         status = status if result["outcome"] == "done" else 1
         sys.stdout.write(json.dumps(result) + "\n")
+    return status
+
+
+def _redrive_letters(args: argparse.Namespace, settings: Any, store: ObjectStore, pipe: Any) -> int:
+    """Run each dead letter through the pipeline as the function would; delete it once parsed or quarantined
+    (in the store: nothing is lost), release it for a later try when it failed transiently again."""
+    from mailpipe.core.keys import quarantine_key
+    from mailpipe.core.pipeline import Outcome
+
+    queue, letters = dead_letters(args, settings, store)
+    decode, keep, wanted, status = queue.decoder(store), _since(args), set(args.ids or ()), 0
+    for letter in letters:
+        entry = letter_entry(store, decode, letter, args.dlq)
+        chosen = (not wanted or entry["id"] in wanted or letter.id in wanted) and keep(entry["at"])
+        if not chosen or (args.reason is not None and entry["reason"] != args.reason):
+            queue.release(letter)
+            continue
+        try:
+            outcome = pipe.run_record(decode, letter.record)
+        except BaseException:
+            queue.release(letter)
+            raise
+        out = {"source": "dlq", "message_id": letter.id, "id": entry["id"], "was": entry["reason"],
+               "outcome": outcome.value}  # fmt: skip
+        if outcome is Outcome.RETRY:
+            queue.release(letter)
+            status = 1
+        else:
+            queue.remove(letter)
+            if outcome is Outcome.QUARANTINED and entry["id"]:
+                out["reason"] = json.loads(store.get(quarantine_key(entry["id"]))).get("reason")
+        sys.stdout.write(json.dumps(out) + "\n")
     return status
 
 
@@ -136,11 +240,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     sp.add_argument("id", help="the message id")
     sp.set_defaults(func=show_command)
     rp = verbs.add_parser("redrive", help="send quarantined messages through the pipeline again")
-    rp.add_argument("ids", nargs="*", metavar="ID", help="message ids (default: every record, or --reason)")
+    rp.add_argument("ids", nargs="*", metavar="ID", help="message ids, or dead-letter message ids (default: all)")
     rp.add_argument("--reason", help="only records with this reason")
     rp.add_argument("--queue", help="notification queue URL (default: MAILPIPE_QUEUE)")
     rp.add_argument("--rules", help="routing rules file (default: MAILPIPE_RULES)")
     rp.add_argument("--enrich", metavar="NAME,...", help="enrichers (default: MAILPIPE_ENRICHERS)")
     rp.set_defaults(func=redrive_command)
+    for p in (lp, rp):
+        p.add_argument("--dlq", metavar="URL", help="also the platform's dead-letter queue (sqs://, pubsub://, azqueue://)")
+        p.add_argument("--since", metavar="DATE", help="only entries quarantined or dead-lettered at or after DATE")
+        p.add_argument("--limit", type=int, default=1000, help="dead letters read at most (default 1000)")
     for p in (lp, sp, rp):
         p.add_argument("--store", required=True, help="store URL holding quarantine/")

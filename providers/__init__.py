@@ -3,6 +3,7 @@
 Stores:   file://DIR  memory://NAME  s3://BUCKET[/PREFIX]  gs://BUCKET[/PREFIX]  azblob://ACCOUNT/CONTAINER[/PREFIX]
 Queues:   file://DIR  memory://NAME  sqs://QUEUE-NAME (or the queue's https URL)  pubsub://PROJECT/TOPIC
           azqueue://ACCOUNT/QUEUE
+Dead letters (``mailpipe dlq --dlq``): sqs://NAME  pubsub://PROJECT/SUBSCRIPTION  azqueue://ACCOUNT/QUEUE-poison
 
 Every adapter class has ``from_url(url, settings)``; the AWS function never imports the Azure SDK.
 """
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 from mailpipe.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mailpipe.core.ports import ObjectStore, Publisher
+    from mailpipe.core.ports import DeadLetterQueue, ObjectStore, Publisher
     from mailpipe.core.settings import Settings
 
 # scheme -> ("module:Class", install hint)
@@ -34,6 +35,14 @@ QUEUES: dict[str, tuple[str, str]] = {
     "https": ("mailpipe.providers.aws.clients:SqsPublisher", "pip install 'mailpipe[aws]'"),
     "pubsub": ("mailpipe.providers.gcp.clients:PubSubPublisher", "pip install 'mailpipe[gcp]'"),
     "azqueue": ("mailpipe.providers.azure.clients:QueuePublisher", "pip install 'mailpipe[azure]'"),
+}
+
+
+DEAD_LETTERS: dict[str, tuple[str, str]] = {
+    "sqs": ("mailpipe.providers.aws.deadletters:SqsDeadLetters", "pip install 'mailpipe[aws]'"),
+    "https": ("mailpipe.providers.aws.deadletters:SqsDeadLetters", "pip install 'mailpipe[aws]'"),
+    "pubsub": ("mailpipe.providers.gcp.deadletters:PubSubDeadLetters", "pip install 'mailpipe[gcp]'"),
+    "azqueue": ("mailpipe.providers.azure.deadletters:PoisonQueue", "pip install 'mailpipe[azure]'"),
 }
 
 
@@ -64,6 +73,12 @@ def check_queue_url(url: str) -> None:
 def open_store(url: str, settings: Settings | None = None) -> ObjectStore:
     """Build the store for ``url``. Raises ConfigError for an unknown scheme or a missing extra."""
     return _load(STORES, url, "store").from_url(url, settings)  # type: ignore[no-any-return]
+
+
+def open_dead_letters(url: str, settings: Settings | None = None) -> DeadLetterQueue:
+    """The dead-letter queue at ``url``: ``sqs://NAME``, ``pubsub://PROJECT/SUBSCRIPTION`` (of the dead-letter
+    topic), ``azqueue://ACCOUNT/QUEUE-poison``. Raises ConfigError."""
+    return _load(DEAD_LETTERS, url, "dead-letter queue").from_url(url, settings)  # type: ignore[no-any-return]
 
 
 def open_publisher(url: str, settings: Settings | None = None) -> Publisher:

@@ -113,14 +113,19 @@ class SqsPublisher:
         self._sqs = self._sqs or make_client("sqs", self._region)
         return self._sqs
 
-    def probe(self) -> None:
-        with translated(translate, f"sqs queue {self._queue}", missing=BackendUnavailable):
-            if self._url is None:
+    def queue_url(self) -> str:
+        """The queue's URL (``sqs://NAME`` resolved once with GetQueueUrl). Raises BackendUnavailable."""
+        if self._url is None:
+            with translated(translate, f"sqs queue {self._queue}", missing=BackendUnavailable):
                 self._url = str(self.client.get_queue_url(QueueName=self._queue)["QueueUrl"])
-            self.client.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])
+        return self._url
+
+    def probe(self) -> None:
+        url = self.queue_url()
+        with translated(translate, f"sqs queue {self._queue}", missing=BackendUnavailable):
+            self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
 
     def publish(self, body: bytes, *, key: str) -> None:
+        url = self.queue_url()
         with translated(translate, f"sqs send {self._queue}", missing=BackendUnavailable):
-            if self._url is None:
-                self._url = str(self.client.get_queue_url(QueueName=self._queue)["QueueUrl"])
-            self.client.send_message(QueueUrl=self._url, **send_params(self._url, body, key))
+            self.client.send_message(QueueUrl=url, **send_params(url, body, key))
