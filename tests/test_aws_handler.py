@@ -250,3 +250,30 @@ def test_s3_to_sns_to_sqs_fan_out(
     assert all(json.loads(m["Body"])["Type"] == "Notification" for m in msgs)
     assert handler.handle(lambda_sqs_event(msgs, arn), None) == {"batchItemFailures": []}
     assert json.loads(S3Store(bucket).get(parsed_key(mid)))["id"] == mid
+
+
+def test_logs_carry_the_request_id_and_emf_goes_to_stdout(
+    load_handler: Callable[..., ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every log line of an invocation names Lambda's aws_request_id; a failure's line carries the error text;
+    at its end the metrics go to stdout as CloudWatch EMF documents (Lambda ships stdout to CloudWatch Logs)."""
+    from types import SimpleNamespace
+
+    stack = Stack(f"logs-{uuid.uuid4().hex[:8]}")
+    handler = load_handler(f"s3://{stack.bucket}", "sqs://no-such-destination")  # publishing fails: RETRY
+    mid = accept(stack.store, message(), ENV)
+    records = [r for r in lambda_sqs_event(receive_all(stack.inbox, expect=2), stack.inbox_arn)["Records"]
+               if "TestEvent" not in r["body"]]  # fmt: skip
+    result = handler.handle({"Records": records}, SimpleNamespace(aws_request_id="req-42"))
+    assert len(result["batchItemFailures"]) == 1
+    out, err = capsys.readouterr()
+    logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    mine = [ln for ln in logs if ln.get("id") == mid]
+    assert mine and all(ln["request_id"] == "req-42" for ln in mine)
+    (retry,) = [ln for ln in mine if ln["message"] == "will retry"]
+    assert retry["reason"] == "unavailable" and retry["error"] == "BackendUnavailable"
+    emf = [json.loads(line) for line in out.splitlines()]
+    (retried,) = [d for d in emf if d.get("outcome") == "retry"]
+    assert retried["mailpipe_messages_total"] == 1.0 and retried["_aws"]["CloudWatchMetrics"][0]["Namespace"]
+    note = json.loads(stack.store.get(f"retry/{mid}.json"))  # what `mailpipe dlq --dlq` shows if it dead-letters
+    assert (note["reason"], note["attempt"], note["raw_key"]) == ("unavailable", 1, raw_key(mid))
