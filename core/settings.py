@@ -74,7 +74,7 @@ class Settings:
     metrics_listen: str | None = None  # `mailpipe serve`: HOST:PORT of the Prometheus /metrics endpoint
     workers: int = 1  # `mailpipe serve`: parse processes per SMTP process
     max_backlog: int = 10_000  # `mailpipe serve`: stored but unparsed messages before the edge answers 451
-    max_attempts: int = 5  # `mailpipe serve`: tries of a message failing transiently before it is quarantined
+    max_attempts: int = 8  # `mailpipe serve`: tries of a transient failure (about 2 minutes), then quarantine
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
