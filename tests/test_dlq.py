@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import wait_for
 from emulators_aws import aws_env, bucket, moto_endpoint  # noqa: F401 - fixtures
 
@@ -95,3 +96,22 @@ def test_list_on_a_bucket(bucket: str) -> None:  # noqa: F811
     assert entry.pop("at").startswith("20")
     assert entry == {"source": "quarantine", "id": "c" * 32, "reason": "too_large", "raw_key": "raw/c.eml",
                      "detail": "s3 get raw/c.eml: 3000 bytes"}  # fmt: skip
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("cloud", ["gcs", "azure"])
+def test_list_and_show_on_gcs_and_blob(cloud: str, request: pytest.FixtureRequest) -> None:
+    import uuid
+
+    from emulators_azure import ACCOUNT, CONTAINER
+    from emulators_gcp import GCS_BUCKET
+
+    prefix = f"dlq-{uuid.uuid4().hex[:8]}"
+    request.getfixturevalue("gcs_env" if cloud == "gcs" else "azure_env")
+    url = f"gs://{GCS_BUCKET}/{prefix}" if cloud == "gcs" else f"azblob://{ACCOUNT}/{CONTAINER}/{prefix}"
+    quarantine.put(open_store(url), "d" * 32, "malformed", "envelope sidecar unreadable", raw_key="raw/d.eml")
+    (entry,) = lines(mailpipe("dlq", "list", "--store", url))
+    assert (entry["id"], entry["reason"], entry["source"]) == ("d" * 32, "malformed", "quarantine")
+    assert lines(mailpipe("dlq", "list", "--store", url, "--since", "2999-01-01")) == []
+    show = mailpipe("dlq", "show", "d" * 32, "--store", url)
+    assert show.returncode == 0 and json.loads(show.stdout)["detail"] == "envelope sidecar unreadable"
