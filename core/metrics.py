@@ -84,6 +84,7 @@ class LogSink:
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.log = logger or logging.getLogger("mailpipe.metrics")
+        self.log.setLevel(logging.INFO)  # metric lines whatever MAILPIPE_LOG_LEVEL (WARNING would drop them)
         self._series: dict[tuple[str, tuple[str, ...]], list[float]] = {}
         self._lock = threading.Lock()
 

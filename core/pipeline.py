@@ -183,15 +183,20 @@ class Pipeline:
         self.store.put(parsed_key(mid), dumps(doc), content_type="application/json")
         return self._emit(doc, plan, payloads, derived), len(payloads)
 
-    def _build(self, mid: str, key: str) -> tuple[dict[str, Any], dict[str, bytes], list[str]]:
-        """Parse ``key``, write its attachments and derived files; the parsed dict, payloads, derived keys."""
+    def _build(
+        self, mid: str, key: str, *, refresh: bool = False
+    ) -> tuple[dict[str, Any], dict[str, bytes], list[str]]:
+        """Parse ``key``, write its attachments and derived files; the parsed dict, payloads, derived keys.
+        ``refresh`` (a replay): an attachment already stored with other bytes is rewritten."""
         raw = self.store.get(key)
         result = parse(raw, limits=self.settings.limits, envelope=self._envelope(mid), mid=mid)
         message = result.message
         types = {a.key: a.content_type for a in message.attachments if a.key}
         for akey in sorted(result.payloads):
-            content_type = types.get(akey, "application/octet-stream")
-            self.store.put(akey, result.payloads[akey], content_type=content_type, if_absent=True)
+            content_type, data = types.get(akey, "application/octet-stream"), result.payloads[akey]
+            written = self.store.put(akey, data, content_type=content_type, if_absent=True)
+            if refresh and not written and self.store.get(akey) != data:
+                self.store.put(akey, data, content_type=content_type)
         doc = message.to_dict()
         doc["raw_key"] = key
         doc["processed_by"] = dict(self.processed_by)
@@ -214,11 +219,14 @@ class Pipeline:
         """Parse ``raw/<id>.eml`` again into version ``processed_by["version"]`` (``mailpipe replay``).
 
         The new document is written to ``parsed/<id>.json`` (one atomic put switches readers to it) after the
-        one it replaces is kept under its own version (``parsed/<id>/<old>.json``), then to
-        ``parsed/<id>/<version>.json``, which marks the message done: a second run (resumed after a crash)
-        finds it and skips the message (``current``). Without ``emit`` nothing is sent and the old
-        document's ``routing`` and ``tags`` are carried over; with it routing runs again and the notification
-        goes out, as for new mail. Never raises: errors are the result's ``failed`` status with the reason.
+        one it replaces is kept under its own version (``parsed/<id>/<old>.json``), then (after the emit, with
+        ``emit``) to ``parsed/<id>/<version>.json``, which marks the message done: a message is ``current``
+        (skipped: a resumed run) only while that marker exists and ``parsed/<id>.json`` is of this version, so
+        a rollback to an earlier version, or a replay after the live path re-parsed the message, does the work.
+        Attachments whose bytes changed (a parser fix) are rewritten. Without ``emit`` nothing is sent and the
+        old document's ``routing`` and ``tags`` are carried over; with it routing runs again and the
+        notification goes out, as for new mail. Never raises: errors are the result's ``failed`` status with
+        the reason.
         """
         mid = id_from_raw_key(key)
         if mid is None:
@@ -226,10 +234,10 @@ class Pipeline:
         version = self.processed_by["version"]
         with log_context(id=mid, key=key):
             try:
-                if self.store.exists(version_key(mid, version)):
-                    return Replayed("current", key)
                 old = self._current(mid)
-                doc, payloads, derived = self._build(mid, key)
+                if old is not None and _version_of(old) == version and self.store.exists(version_key(mid, version)):
+                    return Replayed("current", key)
+                doc, payloads, derived = self._build(mid, key, refresh=True)
                 plan = None
                 if emit and self.router is not None:
                     plan = self.router.plan(doc)
@@ -239,9 +247,9 @@ class Pipeline:
                     self.store.put(version_key(mid, was), old[0], content_type="application/json", if_absent=True)
                 body = dumps(doc)
                 self.store.put(parsed_key(mid), body, content_type="application/json")
-                self.store.put(version_key(mid, version), body, content_type="application/json", if_absent=True)
-                if emit:
+                if emit:  # before the marker: a failed emit leaves the message to do again
                     self._emit(doc, plan, payloads, derived)
+                self.store.put(version_key(mid, version), body, content_type="application/json")
             except Exception as exc:
                 reason = exc.reason if isinstance(exc, PipelineError) else "unexpected"
                 log.warning("replay failed", extra={"reason": reason, "error": type(exc).__name__})

@@ -120,13 +120,16 @@ def invoke(pipeline: Pipeline, decode: Callable[[Any], list[Delivery]], record: 
 
 def exit_code(command: Callable[[], int]) -> int:
     """Run a command-line verb: its exit code, or 2 with one line on stderr for a ConfigError (bad configuration
-    found at start-up: no traceback for a user's mistake)."""
+    found at start-up: no traceback for a user's mistake), or 130 after Ctrl-C."""
     import sys
 
     from mailpipe.core.errors import ConfigError
 
     try:
         return int(command())
+    except KeyboardInterrupt:  # Ctrl-C: the verb stops where it is (every verb is safe to run again)
+        print("mailpipe: interrupted", file=sys.stderr)
+        return 130
     except ConfigError as exc:
         for line in str(exc).splitlines() or [""]:  # several problems: one line each
             print(f"mailpipe: configuration error: {line}", file=sys.stderr)

@@ -15,7 +15,8 @@ records already redriven are left out unless ``--all``. ``show ID`` prints one r
 as ``serve`` builds it (``--queue``, ``--rules``, ``--enrich`` or MAILPIPE_*), and prints what happened to each:
 ``done`` (the record is kept, marked ``redriven``), ``quarantined`` again (the record now holds the new reason),
 ``retry`` (a transient failure: run it again) or ``not_redrivable`` (an undecodable platform event has no message
-to re-run).
+to re-run); a dead letter also ``not_found`` (its object is not in ``--store``: a wrong store?) or ``ignored``
+(its key is no raw message of this store), and stays in its queue.
 
 Exit codes: 0 success (redrive: every entry done); 1 some entry was not done, or the id is unknown; 2 bad usage
 or configuration.
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
     from mailpipe.core.ports import DeadLetter, Decoder, ObjectStore
 
 QUARANTINE = "quarantine/"
-HOLD = 60  # seconds a listed or redriven letter is hidden from other readers (released at once when done)
+HOLD = 60  # seconds a listed letter is hidden from other readers (released as soon as the listing is done)
+REDRIVE_HOLD = 600  # seconds a batch being redriven is hidden (those that stay are released at the end)
 
 
 def records(store: ObjectStore, *, reason: str | None = None, everything: bool = False) -> Iterator[dict[str, Any]]:
@@ -100,22 +102,39 @@ def letter_entry(store: ObjectStore, decode: Decoder, letter: DeadLetter, url: s
             "at": letter.sent_at}  # fmt: skip
 
 
-def dead_letters(args: argparse.Namespace, settings: Any, store: ObjectStore) -> tuple[Any, list[DeadLetter]]:
-    """The dead-letter queue of ``--dlq`` and up to ``--limit`` of its letters (held: release or remove)."""
+def dead_letters(args: argparse.Namespace, settings: Any) -> Any:
+    """The dead-letter queue of ``--dlq``. Raises ConfigError for a bad URL."""
     from mailpipe.providers import open_dead_letters
 
-    queue = open_dead_letters(args.dlq, settings)
-    return queue, queue.receive(args.limit, HOLD)
+    return open_dead_letters(args.dlq, settings)
+
+
+def receive(queue: Any, url: str, limit: int, hold: float) -> list[DeadLetter]:
+    """Up to ``limit`` letters, held for ``hold`` seconds; a queue that does not answer is a ConfigError naming
+    it (exit 2: nothing was done)."""
+    from mailpipe.core.errors import ConfigError, TransientError
+
+    try:
+        return list(queue.receive(limit, hold))
+    except TransientError as exc:
+        raise ConfigError(f"dead-letter queue {url} cannot be reached: {exc}") from exc
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, ObjectStore]:
+    """Settings and the store; the store must answer (ConfigError naming it otherwise: exit 2)."""
+    from mailpipe.core.errors import ConfigError
+    from mailpipe.core.log import configure
     from mailpipe.core.settings import Settings
+    from mailpipe.handlers.check import reach_problems
     from mailpipe.providers import open_store
 
     settings = Settings.from_env(
         store_url=args.store, queue_url=getattr(args, "queue", None), rules_file=getattr(args, "rules", None),
         enrichers=tuple(n for n in (getattr(args, "enrich", None) or "").split(",") if n) or None,
     )  # fmt: skip
+    if problems := reach_problems(settings, [settings.store_url]):
+        raise ConfigError("\n".join(problems))
+    configure("WARNING")  # the pipeline's own warnings as JSON lines on stderr; results go to stdout
     return settings, open_store(settings.store_url, settings)
 
 
@@ -126,7 +145,8 @@ def list_command(args: argparse.Namespace) -> int:
         if keep(rec.get("at")):
             sys.stdout.write(json.dumps(summary(rec)) + "\n")
     if args.dlq:
-        queue, letters = dead_letters(args, settings, store)
+        queue = dead_letters(args, settings)
+        letters = receive(queue, args.dlq, args.limit, HOLD)
         try:
             decode = queue.decoder(store)
             for letter in letters:
@@ -178,35 +198,63 @@ def redrive_command(args: argparse.Namespace) -> int:
 
 
 def _redrive_letters(args: argparse.Namespace, settings: Any, store: ObjectStore, pipe: Any) -> int:
-    """Run each dead letter through the pipeline as the function would; delete it once parsed or quarantined
-    (in the store: nothing is lost), release it for a later try when it failed transiently again."""
-    from mailpipe.core.keys import quarantine_key
+    """Run each dead letter through the pipeline as the function would, ten at a time (each batch held for
+    ``REDRIVE_HOLD`` seconds); delete it once it ended parsed or quarantined in this store (nothing is lost).
+    A letter that failed transiently again, was not chosen, names no message of this store (``ignored``: a
+    wrong ``--store``?) or cannot be decoded stays in the queue, released at the end."""
     from mailpipe.core.pipeline import Outcome
 
-    queue, letters = dead_letters(args, settings, store)
+    queue = dead_letters(args, settings)
     decode, keep, wanted, status = queue.decoder(store), _since(args), set(args.ids or ()), 0
-    for letter in letters:
-        entry = letter_entry(store, decode, letter, args.dlq)
-        chosen = (not wanted or entry["id"] in wanted or letter.id in wanted) and keep(entry["at"])
-        if not chosen or (args.reason is not None and entry["reason"] != args.reason):
+    seen: set[str] = set()
+    held: list[DeadLetter] = []
+    try:
+        while len(seen) < args.limit:
+            batch = [lt for lt in receive(queue, args.dlq, min(10, args.limit - len(seen)), REDRIVE_HOLD)
+                     if lt.id not in seen]  # fmt: skip
+            if not batch:
+                break
+            for letter in batch:
+                seen.add(letter.id)
+                entry = letter_entry(store, decode, letter, args.dlq)
+                chosen = (not wanted or entry["id"] in wanted or letter.id in wanted) and keep(entry["at"])
+                if not chosen or (args.reason is not None and entry["reason"] != args.reason):
+                    held.append(letter)
+                    continue
+                out = {"source": "dlq", "message_id": letter.id, "id": entry["id"], "was": entry["reason"]}
+                if entry["reason"] == "malformed_event":
+                    held.append(letter)
+                    out.update(outcome="not_redrivable", detail=entry["detail"])
+                elif entry["id"] and not store.exists(entry["raw_key"]):  # a wrong --store, or a deleted object
+                    held.append(letter)
+                    out.update(outcome="not_found", detail=f"{entry['raw_key']} is not in {args.store}")
+                else:
+                    outcome = pipe.run_record(decode, letter.record)
+                    out["outcome"] = outcome.value
+                    if outcome in (Outcome.DONE, Outcome.QUARANTINED):
+                        queue.remove(letter)
+                        if outcome is Outcome.QUARANTINED:
+                            out["reason"] = _quarantine_reason(store, entry["id"])
+                    else:  # retry: again later; ignored: not a message of this store
+                        held.append(letter)
+                        if outcome is Outcome.IGNORED:
+                            out["detail"] = f"{entry['raw_key'] or 'its key'} is no raw message of {args.store}"
+                status = status if out["outcome"] in ("done", "quarantined") else 1
+                sys.stdout.write(json.dumps(out) + "\n")
+    finally:
+        for letter in held:
             queue.release(letter)
-            continue
-        try:
-            outcome = pipe.run_record(decode, letter.record)
-        except BaseException:
-            queue.release(letter)
-            raise
-        out = {"source": "dlq", "message_id": letter.id, "id": entry["id"], "was": entry["reason"],
-               "outcome": outcome.value}  # fmt: skip
-        if outcome is Outcome.RETRY:
-            queue.release(letter)
-            status = 1
-        else:
-            queue.remove(letter)
-            if outcome is Outcome.QUARANTINED and entry["id"]:
-                out["reason"] = json.loads(store.get(quarantine_key(entry["id"]))).get("reason")
-        sys.stdout.write(json.dumps(out) + "\n")
     return status
+
+
+def _quarantine_reason(store: ObjectStore, mid: str | None) -> str | None:
+    from mailpipe.core.errors import ObjectNotFound
+    from mailpipe.core.keys import quarantine_key
+
+    try:
+        return json.loads(store.get(quarantine_key(str(mid)))).get("reason") if mid else None
+    except (ObjectNotFound, ValueError):
+        return None
 
 
 def _redrive(store: ObjectStore, pipe: Any, rec: dict[str, Any]) -> dict[str, Any]:

@@ -55,7 +55,13 @@ def _serve_metrics(settings: Settings) -> str | None:
     from mailpipe.providers.prometheus.sink import serve as serve_metrics
 
     path = prepare()  # before any process (this one included) records: multiprocess mode
-    serve_metrics(settings.metrics_listen, path)
+    try:
+        serve_metrics(settings.metrics_listen, path)
+    except BaseException:
+        from mailpipe.providers.prometheus.sink import cleanup
+
+        cleanup(path)
+        raise
     _record(settings)
     return path
 

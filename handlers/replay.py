@@ -17,11 +17,13 @@ messages; the summary is one JSON line on stdout. Exit codes: 0 every selected m
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import signal
 import sys
-import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -107,10 +109,21 @@ def keys(store: ObjectStore, prefix: str, ids_file: str | None) -> Iterator[str]
     if ids_file is None:
         yield from (k for k in store.list(RAW_PREFIX + prefix) if k.endswith(RAW_SUFFIX))
         return
-    with open(ids_file) if ids_file != "-" else sys.stdin as f:
-        for line in f:
-            if item := line.strip():
-                yield item if item.startswith(RAW_PREFIX) else raw_key(item)
+    lines = sys.stdin if ids_file == "-" else _read_ids(ids_file)
+    for line in lines:
+        if item := line.strip():
+            yield item if item.startswith(RAW_PREFIX) else raw_key(item)
+
+
+def _read_ids(path: str) -> Iterator[str]:
+    from mailpipe.core.errors import ConfigError
+
+    try:
+        f = open(path)  # noqa: SIM115 - closed below, after the last line
+    except OSError as exc:
+        raise ConfigError(f"--ids: cannot read {path}: {exc.strerror or exc}") from exc
+    with f:
+        yield from f
 
 
 def received(store: ObjectStore, mid: str) -> datetime | None:
@@ -146,14 +159,21 @@ def selected(store: ObjectStore, args: argparse.Namespace, progress: Progress) -
         yield key
 
 
+CHUNK, WINDOW = 16, 4  # keys per task sent to a worker; tasks in flight per worker
+
 # The worker processes: one Pipeline each, built once.
 _PIPELINE: Pipeline | None = None
 _EMIT = False
 
 
-def _init(settings: Settings, emit: bool) -> None:
+def _init(settings: Settings, emit: bool, parent: int | None = None) -> None:
     global _PIPELINE, _EMIT
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a message in flight finishes
+    if parent is not None:  # a worker process: it dies with the replay (even by kill -9), never orphaned
+        from mailpipe.providers.local.runner.process import die_with_parent
+
+        die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (Ctrl-C and SIGTERM go to the whole
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # group); a message in flight finishes
     from mailpipe.core.log import configure
     from mailpipe.handlers.compose import pipeline
     from mailpipe.providers import open_store
@@ -168,26 +188,42 @@ def _work(key: str) -> Replayed:
 
 
 def _results(todo: Iterable[str], settings: Settings, args: argparse.Namespace) -> Iterator[Replayed]:
-    """``replay_key`` of each key: here (one worker) or in ``--workers`` processes, at most 4 keys per worker
-    in flight so the listing is read no faster than the workers go."""
+    """``replay_key`` of each key: here (one worker) or in ``--workers`` processes, sent from this thread in
+    chunks of ``CHUNK`` keys (one pickle and pipe write per chunk: the parent stays light), at most ``WINDOW``
+    chunks per worker in flight, so the listing is read no faster than the workers go. A worker that dies
+    (killed, out of memory) raises BrokenProcessPool: what was finished stays finished (resumable)."""
     if args.workers <= 1:
         _init(settings, args.emit)
         signal.signal(signal.SIGINT, args.stop)  # _init ignores it, as in a worker process
+        signal.signal(signal.SIGTERM, args.stop)
         yield from map(_work, todo)
         return
     import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-    window = threading.BoundedSemaphore(4 * args.workers)
+    keys: Iterator[str] = iter(todo)
+    running: set[Future[list[Replayed]]] = set()
+    pool = ProcessPoolExecutor(args.workers, multiprocessing.get_context("spawn"), _init,
+                               (settings, args.emit, os.getpid()))  # fmt: skip
+    try:
+        while True:
+            while len(running) < WINDOW * args.workers and (chunk := list(itertools.islice(keys, CHUNK))):
+                running.add(pool.submit(_work_many, chunk))
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield from future.result()
+    except BaseException:  # a second Ctrl-C, a dead worker: stop now, the rest is for the next run
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):  # (no public way to stop tasks)
+            proc.terminate()
+        raise
+    pool.shutdown()
 
-    def fed() -> Iterator[str]:
-        for key in todo:
-            window.acquire()
-            yield key
 
-    with multiprocessing.get_context("spawn").Pool(args.workers, _init, (settings, args.emit)) as pool:
-        for result in pool.imap_unordered(_work, fed()):
-            window.release()
-            yield result
+def _work_many(keys: list[str]) -> list[Replayed]:
+    return [_work(key) for key in keys]
 
 
 def command(args: argparse.Namespace) -> int:
@@ -198,19 +234,28 @@ def command(args: argparse.Namespace) -> int:
     names = tuple(n for n in (args.enrich or "").split(",") if n) or None
     settings = Settings.from_env(store_url=args.store, enrichers=names, enrich_config_file=args.enrich_config,
                                  rules_file=args.rules, queue_url=args.queue, log_level=args.log_level)  # fmt: skip
+    from mailpipe.core.errors import ConfigError
+    from mailpipe.handlers.check import reach_problems
+
     store = open_store(settings.store_url, settings)
+    if problems := reach_problems(settings, [settings.store_url]):  # the store answers, or exit 2 naming it
+        raise ConfigError("\n".join(problems))
+    if args.ids and args.ids != "-":
+        next(_read_ids(args.ids), None)  # an unreadable --ids file: exit 2 now
     if args.prune:
         return prune(store, args)
     from mailpipe.handlers.compose import pipeline
 
     version = pipeline(settings, store, publish=args.emit).processed_by["version"]  # ConfigError before any work
     tty = sys.stderr.isatty()
-    total = sum(1 for _ in keys(store, args.prefix, args.ids)) if tty and not (args.since or args.until) else None
+    counted = tty and not (args.since or args.until) and args.ids != "-"  # (stdin can be read once)
+    total = sum(1 for _ in keys(store, args.prefix, args.ids)) if counted else None
     progress = Progress(total, args.progress, tty)
     args.stop = Stop()
     signal.signal(signal.SIGTERM, args.stop)
     signal.signal(signal.SIGINT, args.stop)
     todo = _until(args.stop, selected(store, args, progress))
+    broken = False
     try:
         if args.dry_run:
             _dry_run(store, todo, version, progress)
@@ -220,12 +265,16 @@ def command(args: argparse.Namespace) -> int:
                 if result.status == "failed":
                     print(f"mailpipe replay: {result.key}: failed ({result.reason}): {result.error}", file=sys.stderr)
     except KeyboardInterrupt:
-        pass
+        args.stop.requested = True
+    except BrokenProcessPool:
+        broken = True
+        print("\nmailpipe replay: a worker process died (killed? out of memory?); what was done is kept: "
+              "run the same command again to go on", file=sys.stderr)  # fmt: skip
     progress.finish()
     summary = {**progress.counts, "version": version, "store": settings.store_url, "interrupted": args.stop.requested,
                "seconds": round(time.monotonic() - progress.start, 3)}  # fmt: skip
     sys.stdout.write(json.dumps(summary) + "\n")
-    return 130 if args.stop.requested else 1 if progress.counts["failed"] else 0
+    return 130 if args.stop.requested else 1 if progress.counts["failed"] or broken else 0
 
 
 def _until(stop: Stop, items: Iterable[str]) -> Iterator[str]:
@@ -288,6 +337,14 @@ def prune(store: ObjectStore, args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _positive(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return int(text)
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``replay`` verb on the ``mailpipe`` command line."""
     rp = sub.add_parser("replay", help="parse stored messages again into a new version of their parsed JSON")
@@ -301,9 +358,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rp.add_argument("--emit", action="store_true", help="route again and publish notifications (webhooks too)")
     rp.add_argument("--rules", help="routing rules for --emit (default: MAILPIPE_RULES)")
     rp.add_argument("--queue", help="notification queue URL for --emit (default: MAILPIPE_QUEUE_URL)")
-    rp.add_argument("--workers", type=int, default=1, metavar="N", help="parse in N processes (default 1)")
+    rp.add_argument("--workers", type=_positive, default=1, metavar="N", help="parse in N processes (default 1)")
     rp.add_argument("--dry-run", action="store_true", help="print what would be done; write nothing")
     rp.add_argument("--prune", action="store_true", help="delete the versions that are not current instead")
     rp.add_argument("--log-level", default="WARNING", help="JSON log lines from this level (default WARNING)")
-    rp.add_argument("--progress", type=int, default=1000, metavar="N", help="a JSON progress line every N")
+    rp.add_argument("--progress", type=_positive, default=1000, metavar="N", help="a JSON progress line every N")
     rp.set_defaults(func=command)

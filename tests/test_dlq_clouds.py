@@ -68,6 +68,12 @@ def check_list_and_redrive(store_url: str, dlq: str, good_queue: str, mid: str, 
     assert entry["detail"] and entry["at"].startswith("20") and entry["dlq"] == dlq
     assert [e["id"] for e in lines(mailpipe("dlq", "list", "--store", store_url, "--dlq", dlq))
             if e["source"] == "dlq"] == [mid]  # listing left it there  # fmt: skip
+    wrong = store_url.rsplit("/", 1)[0] + "/another-tenant" if store_url.count("/") > 2 else store_url + "/other"
+    proc = mailpipe("dlq", "redrive", "--store", wrong, "--dlq", dlq, "--queue", good_queue)  # a wrong --store
+    (missed,) = [json.loads(ln) for ln in proc.stdout.splitlines()]
+    assert proc.returncode == 1 and missed["outcome"] in ("ignored", "not_found"), proc.stdout + proc.stderr
+    assert [e["id"] for e in lines(mailpipe("dlq", "list", "--store", store_url, "--dlq", dlq))
+            if e["source"] == "dlq"] == [mid]  # it stays in the dead-letter queue, for the right store  # fmt: skip
     (done,) = lines(mailpipe("dlq", "redrive", "--store", store_url, "--dlq", dlq, "--queue", good_queue))
     assert (done["id"], done["outcome"], done["was"]) == (mid, "done", "unavailable")
     assert json.loads(open_store(store_url).get(parsed_key(mid)))["id"] == mid

@@ -138,12 +138,18 @@ def test_emf_documents_per_series(sink: None) -> None:
 
 
 def test_log_sink_lines(sink: None, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    level = logging.getLogger().level
+    logging.getLogger().setLevel("WARNING")  # MAILPIPE_LOG_LEVEL=WARNING: the metric lines still go out
     metrics.use(LogSink())
     metrics.observe("mailpipe_enricher_seconds", 0.25, enricher="ocr", status="timeout")
     metrics.observe("mailpipe_enricher_seconds", 0.75, enricher="ocr", status="timeout")
     metrics.inc("mailpipe_webhook_attempts_total", status=metrics.status_class(503))
-    with caplog.at_level("INFO", logger="mailpipe.metrics"):
+    try:
         metrics.flush()
+    finally:
+        logging.getLogger().setLevel(level)
     lines = {r.metric: r for r in caplog.records}  # type: ignore[attr-defined]
     ocr = lines["mailpipe_enricher_seconds"]
     assert (ocr.enricher, ocr.status, ocr.count, ocr.sum, ocr.max) == ("ocr", "timeout", 2, 1.0, 0.75)  # type: ignore[attr-defined]

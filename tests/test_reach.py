@@ -40,7 +40,8 @@ def test_serve_names_a_missing_bucket_and_queue(tmp_path: Path, bucket: str) -> 
                     "--queue", "sqs://no-such-queue")  # fmt: skip
     assert proc.returncode == 2
     store, queue = errors(proc)
-    assert store.startswith("mailpipe: configuration error: store s3://no-such-bucket cannot be reached: ")
+    assert store == "mailpipe: configuration error: store s3://no-such-bucket cannot be reached: " \
+        "s3 bucket no-such-bucket: no such bucket (404)"
     assert queue.startswith("mailpipe: configuration error: queue sqs://no-such-queue cannot be reached: ")
     ok = mailpipe("check", "--reach", "--store", f"s3://{bucket}/tenant", "--queue", f"file://{tmp_path}/q")
     assert ok.returncode == 0 and ok.stdout.startswith("mailpipe check: ok"), ok.stderr

@@ -211,12 +211,80 @@ def test_listing_is_streamed_not_loaded(tmp_path: Path) -> None:
 
 def test_bad_options_are_one_line_and_exit_2(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/store"
-    for args, text in [(("--since", "yesterday"), "--since/--until: 'yesterday' is not an ISO 8601 date"),
-                       (("--enrich", "nosuch"), "nosuch"),
-                       (("--emit", "--rules", str(tmp_path / "missing.yml")), "missing.yml")]:  # fmt: skip
-        proc = mailpipe("replay", "--store", url, *args)
+    (tmp_path / "file").write_text("not a folder")
+    for store, args, text in [
+        (url, ("--since", "yesterday"), "--since/--until: 'yesterday' is not an ISO 8601 date"),
+        (url, ("--enrich", "nosuch"), "nosuch"),
+        (url, ("--emit", "--rules", str(tmp_path / "missing.yml")), "missing.yml"),
+        (url, ("--ids", str(tmp_path / "missing.txt")), "--ids: cannot read"),
+        (f"file://{tmp_path}/file/store", (), "cannot be reached"),
+    ]:
+        proc = mailpipe("replay", "--store", store, *args)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and text in proc.stderr and "Traceback" not in proc.stderr
+    for bad in ("--progress", "--workers"):
+        proc = mailpipe("replay", "--store", url, bad, "0")
+        assert proc.returncode == 2 and "must be a whole number >= 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_rollback_or_a_live_reparse_is_not_taken_for_current(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/store"
+    ids = stored(url, 2)
+    assert summary(mailpipe("replay", "--store", url, "--enrich", "links"))["replayed"] == 2
+    back = mailpipe("replay", "--store", url)  # back to the version without enrichers
+    assert summary(back)["replayed"] == 2 and summary(back)["current"] == 0, back.stderr
+    assert all(doc(url, parsed_key(m))["processed_by"]["version"] == "0.1.0" for m in ids)
+    again = mailpipe("replay", "--store", url, "--enrich", "links")  # its marker exists, but it is not current
+    assert summary(again)["replayed"] == 2
+    assert all(doc(url, parsed_key(m))["processed_by"]["version"] == LINKS for m in ids)
+
+
+def test_a_failed_emit_is_emitted_by_the_next_run(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/store"
+    ids = stored(url, 2)
+    (tmp_path / "file").write_text("not a folder")
+    failed = mailpipe("replay", "--store", url, "--enrich", "links", "--emit", "--queue", f"file://{tmp_path}/file/q")
+    assert failed.returncode == 1 and summary(failed)["failed"] == 2
+    fixed = mailpipe("replay", "--store", url, "--enrich", "links", "--emit", "--queue", f"file://{tmp_path}/q")
+    assert summary(fixed)["replayed"] == 2, fixed.stderr
+    assert sorted(p.stem for p in (tmp_path / "q").glob("*.json")) == sorted(ids)
+
+
+def test_replay_rewrites_an_attachment_whose_bytes_changed(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    url = f"file://{tmp_path}/store"
+    m = EmailMessage()
+    m["Subject"] = "with a file"
+    m.set_content("see attached")
+    m.add_attachment(b"%PDF-1.4 the real bytes", maintype="application", subtype="pdf", filename="a.pdf")
+    store = open_store(url)
+    mid = message_id(m.as_bytes(), None)
+    store.put(raw_key(mid), m.as_bytes(), content_type="message/rfc822")
+    Pipeline(store, MemoryQueue(f"q-{uuid.uuid4().hex}"), Settings()).process_key(raw_key(mid))
+    (akey,) = [a["key"] for a in doc(url, parsed_key(mid))["attachments"]]
+    store.put(akey, b"what an older parser wrote", content_type="application/pdf")
+    assert summary(mailpipe("replay", "--store", url, "--enrich", "links"))["replayed"] == 1
+    assert store.get(akey) == b"%PDF-1.4 the real bytes"
+
+
+def test_a_killed_worker_ends_the_run_with_a_line_not_a_hang(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/store"
+    stored(url, 400)
+    args = ("replay", "--enrich", "links", "--workers", "2", "--store", url)
+    proc = subprocess.Popen([sys.executable, "-m", "mailpipe", *args], cwd=ROOT, env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    versions = tmp_path / "store" / "parsed"
+    wait_for(lambda: len(list(versions.glob(f"*/{LINKS}.json"))) >= 20, 60, "a part of the replay")
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    workers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert workers, children
+    os.kill(workers[0], signal.SIGKILL)
+    _out, err = proc.communicate(timeout=60)
+    if len(list(versions.glob(f"*/{LINKS}.json"))) < 400:  # (else it finished before the kill landed)
+        assert proc.returncode == 1 and "a worker process died" in err and "Traceback" not in err, err
+    resumed = mailpipe(*args)
+    assert resumed.returncode == 0 and summary(resumed)["current"] + summary(resumed)["replayed"] == 400
 
 
 @pytest.mark.emulator

@@ -74,8 +74,11 @@ class S3Store:
         return True
 
     def probe(self) -> None:
-        with translated(translate, f"s3 bucket {self.bucket}", missing=BackendUnavailable):
-            self.client.head_bucket(Bucket=self.bucket)
+        try:
+            with translated(translate, f"s3 bucket {self.bucket}"):
+                self.client.head_bucket(Bucket=self.bucket)
+        except ObjectNotFound:  # HeadBucket's 404 has no body: say what it means
+            raise BackendUnavailable(f"s3 bucket {self.bucket}: no such bucket (404)") from None
 
     def delete(self, key: str) -> bool:
         if not self.exists(key):  # S3 answers 204 either way

@@ -33,15 +33,16 @@ class SqsDeadLetters:
 
     def receive(self, limit: int, hold: float) -> list[DeadLetter]:
         url, out, seen = self._url(), list[DeadLetter](), set[str]()
-        client = self._queue.client
+        client, empty = self._queue.client, 0
         with translated(translate, f"sqs receive {url}", missing=BackendUnavailable):
-            while len(out) < limit:
+            while len(out) < limit and empty < 2:  # SQS samples its servers: one empty answer proves nothing
                 got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, limit - len(out)),
-                                             VisibilityTimeout=max(1, int(hold)), WaitTimeSeconds=0,
+                                             VisibilityTimeout=max(1, int(hold)), WaitTimeSeconds=1,
                                              AttributeNames=["All"]).get("Messages", [])  # fmt: skip
                 fresh = [m for m in got if m["MessageId"] not in seen]
+                empty = 0 if fresh else empty + 1
                 if not fresh:
-                    break
+                    continue
                 for m in fresh:
                     seen.add(m["MessageId"])
                     out.append(_letter(m, url))

@@ -82,8 +82,11 @@ class BlobStore:
             return self._cc().get_blob_client(name).exists()  # type: ignore[no-any-return]
 
     def probe(self) -> None:
-        with translated(translate, f"blob container {self.bucket}", missing=BackendUnavailable):
-            self._cc().get_container_properties()
+        try:
+            with translated(translate, f"blob container {self.bucket}"):
+                self._cc().get_container_properties()
+        except ObjectNotFound:
+            raise BackendUnavailable(f"blob container {self.bucket}: no such container (404)") from None
 
     def delete(self, key: str) -> bool:
         name = self.prefix + check_key(key)

@@ -93,8 +93,11 @@ class GcsStore:
             return self._bucket().blob(name).exists(retry=self._retry)  # type: ignore[no-any-return]
 
     def probe(self) -> None:
-        with translated(translate, f"gcs bucket {self.bucket}", missing=BackendUnavailable):
-            self._bucket().reload(retry=None, timeout=10)
+        try:
+            with translated(translate, f"gcs bucket {self.bucket}"):
+                self._bucket().reload(retry=None, timeout=10)
+        except ObjectNotFound:
+            raise BackendUnavailable(f"gcs bucket {self.bucket}: no such bucket (404)") from None
 
     def delete(self, key: str) -> bool:
         name = self.prefix + check_key(key)

@@ -52,6 +52,8 @@ class PubSubDeadLetters:
                 request = {"subscription": self.path, "max_messages": min(100, limit - len(out)),
                            "return_immediately": True}  # fmt: skip
                 got = self._subscriber().pull(request=request, timeout=30, retry=None).received_messages
+                if not got:  # return_immediately may answer empty while messages wait: one short wait more
+                    got = self._pull_waiting(min(100, limit - len(out)))
                 if not got:
                     break
                 hold_them = {"subscription": self.path, "ack_ids": [r.ack_id for r in got],
@@ -59,6 +61,15 @@ class PubSubDeadLetters:
                 self._subscriber().modify_ack_deadline(request=hold_them)
                 out += [_letter(r, self.path) for r in got]
         return out
+
+    def _pull_waiting(self, count: int) -> Any:
+        from google.api_core.exceptions import DeadlineExceeded
+
+        try:
+            return self._subscriber().pull(request={"subscription": self.path, "max_messages": count},
+                                           timeout=2, retry=None).received_messages  # fmt: skip
+        except DeadlineExceeded:
+            return []
 
     def release(self, letter: DeadLetter) -> None:
         with translated(translate, f"pubsub nack {letter.id}", missing=BackendUnavailable):

@@ -51,11 +51,15 @@ class WorkerProcess:
         self._writer: Any = None  # the pipe's write end (a multiprocessing Connection)
         self._proc: Any = None
         self._monitor = threading.Thread(target=self._watch, name="mailpipe-worker-monitor", daemon=True)
-        self._waiting = self._ctx.Value("q", 0)  # shared with the child: + here per key sent, - there per settled
+        # keys sent (this process, under _lock) minus keys the child settled (its RawValue, written by it alone):
+        # no lock shared between processes, so a child killed mid-count cannot freeze the edge
+        self._sent = 0
+        self._settled: Any = None
 
     @property
     def waiting(self) -> int:
-        return max(0, int(self._waiting.value))
+        settled = self._settled
+        return max(0, self._sent - (int(settled.value) if settled is not None else 0))
 
     def start(self) -> WorkerProcess:
         self._spawn()
@@ -65,9 +69,8 @@ class WorkerProcess:
     def submit(self, key: str) -> None:
         """Hand ``key`` to the child; never blocks (the key waits in memory while the pipe is full)."""
         line = key.encode() + b"\n"
-        with self._waiting.get_lock():
-            self._waiting.value += 1
         with self._lock:
+            self._sent += 1
             if not self._overflow and _write_line(self._pipe, line):
                 return
             self._overflow.append(line)
@@ -87,19 +90,18 @@ class WorkerProcess:
     def _spawn(self) -> None:
         reader, writer = self._ctx.Pipe(duplex=False)  # POSIX: a plain pipe; only its descriptors are used
         os.set_blocking(writer.fileno(), False)
-        args = (self._target, self._args, reader, os.getpid(), self._waiting)
+        settled = self._ctx.RawValue("q", 0)  # a new count per child: the dead one's work is in the backlog
+        args = (self._target, self._args, reader, os.getpid(), settled)
         self._proc = self._ctx.Process(target=_child_main, args=args, name="mailpipe-parse", daemon=True)
         self._proc.start()
         reader.close()
         with self._lock:  # new keys go to the new pipe from now on; older ones are in the backlog
             old, self._writer, self._pipe = self._writer, writer, writer.fileno()
             self._overflow.clear()
-            with self._waiting.get_lock():
-                self._waiting.value = 0  # what the dead child had is in the backlog again
+            self._sent, self._settled = 0, settled  # what the dead child had is in the backlog again
         backlog = [key.encode() + b"\n" for key in (self._backlog() if self._scan else ())]  # (a store scan)
-        with self._waiting.get_lock():
-            self._waiting.value += len(backlog)
         with self._lock:
+            self._sent += len(backlog)
             self._overflow.extendleft(reversed(backlog))
         if old is not None:
             old.close()
@@ -150,28 +152,28 @@ def die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _child_main(target: Callable[..., None], args: tuple[Any, ...], keys: Any, parent: int, waiting: Any) -> None:
+def _child_main(target: Callable[..., None], args: tuple[Any, ...], keys: Any, parent: int, settled_count: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the parent decides
     with contextlib.suppress(OSError):
         os.nice(NICE)  # under load the edge's accept path wins the CPU; parsing catches up afterwards
 
-    def settled() -> None:
-        with waiting.get_lock():
-            waiting.value -= 1
+    def settled() -> None:  # called by the child's one worker thread (parse_worker: threads=1)
+        settled_count.value += 1
 
     target(*args, _keys(keys, parent), settled)
 
 
 class WorkerProcesses:
-    """``count`` WorkerProcesses sharing the keys by a hash of the key (so a restarted one rescans only its
-    share of the backlog); ``waiting`` is their sum."""
+    """``count`` WorkerProcesses sharing the keys by a hash of the key; ``backlog(keep)`` lists the unfinished
+    work for which ``keep(key)`` is true (so a restarted worker checks and re-runs only its share, though the
+    store is listed whole); ``waiting`` is their sum."""
 
     def __init__(
-        self, target: Callable[..., None], *args: Any, backlog: Callable[[], Iterable[str]], scan_first: bool,
-        count: int,
+        self, target: Callable[..., None], *args: Any, backlog: Callable[[Callable[[str], bool]], Iterable[str]],
+        scan_first: bool, count: int,
     ) -> None:  # fmt: skip
-        def share(n: int) -> Callable[[], Iterator[str]]:
-            return lambda: (k for k in backlog() if _shard(k, count) == n)
+        def share(n: int) -> Callable[[], Iterable[str]]:
+            return lambda: backlog(lambda k: _shard(k, count) == n)
 
         self.workers = [WorkerProcess(target, *args, backlog=share(n), scan_first=scan_first) for n in range(count)]
 

@@ -164,16 +164,19 @@ class LocalWorker:
             self._lock.notify_all()
 
 
-def pending(store: ObjectStore) -> Iterator[str]:
+def pending(store: ObjectStore, keep: Callable[[str], bool] | None = None) -> Iterator[str]:
     """Raw messages the local runner has not finished (crash recovery at start-up).
 
     A message on which the worker died ``MAX_CRASHES`` times is quarantined (reason ``worker_crash``) instead
     of being retried for ever: the local counterpart of a cloud queue's dead-letter redrive. A message that
     does not hash to its id is skipped: a write cut short by a power loss before its 250 (the folder store
     links names before the fsync that makes them durable); the sender retries and the retry repairs it.
+    ``keep``: only the keys it accepts are looked at (a worker's share).
     """
     crashes = AttemptLog(store).crashes()
     for key in pending_raw_keys(store, DoneLog(store).ids()):
+        if keep is not None and not keep(key):  # another worker's share: not read, not checked
+            continue
         mid = str(id_from_raw_key(key))
         if crashes[mid] >= MAX_CRASHES:
             quarantine.put(store, mid, "worker_crash", f"{crashes[mid]} crashes", if_absent=True, raw_key=key)
