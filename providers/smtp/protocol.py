@@ -163,5 +163,6 @@ class SMTPProtocol(asyncio.Protocol):
 
     def _timeout(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
+            metrics.inc("mailpipe_smtp_refused_total", reason="421 4.4.2")
             self._transport.write(TIMEOUT_REPLY)
             self._transport.close()
