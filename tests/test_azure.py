@@ -355,6 +355,23 @@ def test_queue_trigger_parses_with_dequeue_count(deployed: Any, azure_env: str, 
 
 
 @pytest.mark.emulator
+def test_logs_carry_the_invocation_id_and_metric_lines(deployed: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every log line of an invocation names the host's invocation_id; at its end one ``metric`` line per
+    series (what a Log Analytics query over the function's traces counts)."""
+    from azure.functions.queue import QueueMessage
+
+    app, store = deployed(ROOT / "handlers" / "azure_queue_function.py")
+    key, mid = seed(store, (MAIL / "plain.eml").read_bytes())
+    body = json.dumps(grid_event(store, key)).encode()
+    functions(app)["on_queue"].get_user_function()(QueueMessage(id="m-7", body=body, dequeue_count=1), CTX)
+    lines = [json.loads(ln) for ln in capsys.readouterr().err.splitlines() if ln.startswith("{")]
+    mine = [ln for ln in lines if ln.get("request_id") == CTX.invocation_id]
+    assert any(ln["message"] == "parsed" and ln["id"] == mid for ln in mine)
+    [done] = [ln for ln in mine if ln.get("metric") == "mailpipe_messages_total"]
+    assert (done["outcome"], done["count"], done["sum"]) == ("done", 1, 1.0)
+
+
+@pytest.mark.emulator
 def test_bad_events_are_quarantined_and_completed(deployed: Any) -> None:
     from azure.functions.queue import QueueMessage
 
