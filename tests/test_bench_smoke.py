@@ -95,6 +95,32 @@ def test_rules_smoke(tmp_path: Path) -> None:
     assert "compiled 30 rules" in proc.stdout
 
 
+def test_replay_smoke(tmp_path: Path) -> None:
+    """bench.replay over 30 stored messages (the corpus, else CPython's email tests), one pass: the single-message
+    path and `mailpipe replay --workers 1/2` each on its own copy, then the rerun that finds every one current."""
+    proc = run_bench("replay", tmp_path, "--messages", "30", "--reps", "1")
+    doc = load(tmp_path / "replay-latest.json")
+    assert doc["bench"] == "replay" and doc["messages"] == 30 and doc["reps"] == 1 and doc["fsync"] is True
+    assert doc["set"]["messages"] == 30 and doc["set"]["distinct_messages"] > 0
+    names = ["single-message path (process_key)", "replay --workers 1", "replay --workers 2",
+             "replay again (all current)"]  # fmt: skip
+    assert [r["name"] for r in doc["configs"]] == names
+    for row in doc["configs"]:
+        assert row["ok"] and row["rc"] == 0, row
+        assert_numbers(row, "wall_s", "msgs_per_s", "cpu_s", "cpu_ms_per_msg", "peak_rss_mb")
+        assert row["peak_rss_mb"] > 0 and len(row["passes"]) == 1
+    single, w1, w2, again = doc["configs"]
+    assert single["summary"]["outcomes"] == {"done": 30} and single["on_disk"]["parsed"] == 30
+    for row in (w1, w2):
+        assert (row["summary"]["replayed"], row["summary"]["failed"]) == (30, 0), row["summary"]
+        assert row["on_disk"] == {"parsed": 30, "versions": 30}
+    assert (again["summary"]["current"], again["summary"]["replayed"]) == (30, 0)
+    assert_numbers(doc["ratios"], "workers1_over_single", "workers2_over_workers1")
+    assert_targets(doc)
+    assert doc["targets"]["every run checked (all done/replayed, failed 0, documents on disk)"] is True
+    assert "targets:" in proc.stdout
+
+
 def test_enrich_smoke(tmp_path: Path) -> None:
     """bench.enrich on a 6-message mix at 0.02x with every default enricher (a private clamd for malware) and
     OCR of one generated page (tesseract, pdftoppm: deps/apt-test.txt)."""
