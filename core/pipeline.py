@@ -134,7 +134,7 @@ class Pipeline:
         if last is not None and last.reason:
             detail += f"; last: {last.reason}: {last.error}"
         with log_context(id=mid, key=key):
-            outcome = self._quarantine(mid, RetriesExhausted(detail), raw_key=key)
+            outcome = self._quarantine(mid, RetriesExhausted(detail), raw_key=key, attempts=attempts)
         metrics.inc("mailpipe_messages_total", outcome="gave_up" if outcome is Outcome.QUARANTINED else "retry")
         return outcome
 

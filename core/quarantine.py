@@ -2,7 +2,8 @@
 a routing rule's ``quarantine`` action, and the local runner (a message that crashed its worker too often).
 
 A record is ``{"id", "reason", "detail", "at", ...}`` (``at``: when it was written, ISO 8601 UTC) plus what
-locates the input (``raw_key``, or the undecodable platform ``record``). ``reason`` is the stable snake_case
+locates the input (``raw_key``, or the undecodable platform ``record``) and, where they were counted,
+``attempts`` (retries exhausted, worker crashes). ``reason`` is the stable snake_case
 name of mailpipe.core.errors (``malformed``, ``too_large``, ``rule``, ``worker_crash``, ...). A quarantined
 message is acknowledged and never retried.
 """

@@ -59,7 +59,7 @@ def records(store: ObjectStore, *, reason: str | None = None, everything: bool =
 def summary(rec: dict[str, Any]) -> dict[str, Any]:
     """One record as ``list`` shows it: the first line of the error, at most 200 characters."""
     out = {"source": "quarantine", "id": rec.get("id"), "reason": rec.get("reason"), "raw_key": rec.get("raw_key"),
-           "detail": _first_line(rec.get("detail")), "at": rec.get("at")}  # fmt: skip
+           "attempts": rec.get("attempts"), "detail": _first_line(rec.get("detail")), "at": rec.get("at")}  # fmt: skip
     return {**out, "redriven": rec["redriven"]} if "redriven" in rec else out
 
 

@@ -87,14 +87,15 @@ def test_transient_failures_are_capped_then_quarantined_and_redriven(
     qdir = serve.store_dir / "quarantine"
     wait_for(lambda: list(qdir.glob("*.json")), 30, "the quarantine record")
     (record,) = [json.loads(p.read_text()) for p in qdir.glob("*.json")]
-    assert record["reason"] == "retries_exhausted"
+    assert record["reason"] == "retries_exhausted" and record["attempts"] == 2
     assert record["detail"].startswith("2 attempts failed transiently; last: ") and "clamd" in record["detail"]
     assert not list((serve.store_dir / "parsed").glob("*.json"))
     serve.stop()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
     listed = subprocess.run([sys.executable, "-m", "mailpipe", "dlq", "list", "--store", f"file://{serve.store_dir}"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert json.loads(listed.stdout)["reason"] == "retries_exhausted", listed.stderr
+    entry = json.loads(listed.stdout)
+    assert (entry["reason"], entry["attempts"]) == ("retries_exhausted", 2), listed.stderr
     # clamd "fixed" (here: the enricher dropped): the redrive parses it through the normal path
     redrive = subprocess.run([sys.executable, "-m", "mailpipe", "dlq", "redrive", "--store",
                               f"file://{serve.store_dir}", "--queue", f"file://{serve.queue_dir}"],

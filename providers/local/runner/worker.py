@@ -179,7 +179,8 @@ def pending(store: ObjectStore, keep: Callable[[str], bool] | None = None) -> It
             continue
         mid = str(id_from_raw_key(key))
         if crashes[mid] >= MAX_CRASHES:
-            quarantine.put(store, mid, "worker_crash", f"{crashes[mid]} crashes", if_absent=True, raw_key=key)
+            quarantine.put(store, mid, "worker_crash", f"{crashes[mid]} crashes", if_absent=True, raw_key=key,
+                           attempts=crashes[mid])  # fmt: skip
             log.error("quarantined", extra={"reason": "worker_crash", "id": mid})
             continue
         # the folder store carries the envelope on the .eml too (a power cut can empty the sidecar)
