@@ -61,6 +61,15 @@ def fail_once(store_url: str, missing_queue: str, decode: Any, record: Any) -> N
     assert pipeline.run_record(decode(store), record) is Outcome.RETRY
 
 
+def unwritable_queue() -> Path:
+    """A folder queue below a regular file: every publish fails (BackendUnavailable), as a missing queue does."""
+    import tempfile
+
+    blocker = Path(tempfile.mkdtemp(prefix="mailpipe-dlq-")) / "file"
+    blocker.write_text("not a folder")
+    return blocker / "queue"
+
+
 def check_list_and_redrive(store_url: str, dlq: str, good_queue: str, mid: str, attempts: int) -> None:
     (entry,) = [e for e in lines(mailpipe("dlq", "list", "--store", store_url, "--dlq", dlq)) if e["source"] == "dlq"]
     assert (entry["id"], entry["raw_key"], entry["reason"], entry["attempts"]) == (mid, raw_key(mid), "unavailable",
@@ -120,7 +129,9 @@ def test_pubsub_dead_letter_subscription(gcs_env: str, pubsub_topic: tuple[str, 
     data = json.dumps({"bucket": GCS_BUCKET, "name": f"{prefix}/{raw_key(mid)}"}).encode()
     push = {"message": {"attributes": attributes, "data": base64.b64encode(data).decode(), "messageId": "77"},
             "subscription": "projects/p/subscriptions/gcs", "deliveryAttempt": 5}  # fmt: skip
-    fail_once(store_url, f"pubsub://{PUBSUB_PROJECT}/no-such-topic", bind_store, push)
+    # (a folder queue that cannot be written, not a missing topic: the Pub/Sub client would keep retrying in a
+    # background thread of this test process, drawing on the global random state other tests' hypothesis uses)
+    fail_once(store_url, f"file://{unwritable_queue()}", bind_store, push)
     # Pub/Sub forwards it to the dead-letter topic with the delivery count (the emulator has no dead-lettering)
     dl_topic, dl_sub = pubsub_topic
     pubsub_v1.PublisherClient().publish(dl_topic, data, **attributes,
@@ -147,7 +158,7 @@ def test_azure_poison_queue(azure_env: str) -> None:
     def decode(store: Any) -> Any:
         return bind_store(store, lambda b: decode_queue_message(b, message_id="m-1", dequeue_count=5))
 
-    fail_once(store_url, f"azqueue://{ACCOUNT}/no-such-queue", decode, body)
+    fail_once(store_url, f"file://{unwritable_queue()}", decode, body)
     poison = f"events-{prefix}-poison"
     queue = QueueClient.from_connection_string(azure_env, poison)
     queue.create_queue()

@@ -59,7 +59,14 @@ class GcsStore:
         if self._client is None:
             from google.cloud import storage
 
-            self._client = storage.Client()
+            client = storage.Client()
+            # google-cloud-storage >= 3.x looks up each bucket's metadata for its tracing spans in a background
+            # thread (a GET with retries per bucket): a request and a thread a function does not need, and one
+            # that outlives the invocation; mailpipe does not trace through it (also off with the library's
+            # DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA=1)
+            if getattr(client, "_bucket_metadata_cache", None) is not None:
+                client._bucket_metadata_cache = None
+            self._client = client
         return self._client.bucket(self.bucket)
 
     def get(self, key: str) -> bytes:
