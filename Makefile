@@ -69,6 +69,7 @@ bench: $(STAMPS)/py-bench $(STAMPS)/apt-bench $(STAMPS)/npm-bench $(STAMPS)/npm-
 	$(BIN)/python -m bench.enrich $(BENCH_ARGS)
 	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.replay $(BENCH_ARGS)
+	$(BIN)/python -m bench.workers $(BENCH_ARGS)
 	$(BIN)/python -m bench.coldstart $(BENCH_ARGS)
 
 ## make deploy STAGE=<stage>: deploy one customer stage on its cloud (stages.yml, docs/stages.md)

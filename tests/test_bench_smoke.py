@@ -121,6 +121,22 @@ def test_replay_smoke(tmp_path: Path) -> None:
     assert "targets:" in proc.stdout
 
 
+def test_workers_smoke(tmp_path: Path) -> None:
+    """bench.workers with 20 messages, one pass: `mailpipe serve --workers 1/2`, plain and with enrichers, each
+    message answered 250 also notified."""
+    proc = run_bench("workers", tmp_path, "--messages", "20", "--reps", "1")
+    doc = load(tmp_path / "workers-latest.json")
+    assert doc["bench"] == "workers" and doc["messages"] == 20 and doc["reps"] == 1
+    assert [(r["workers"], r["enrich"]) for r in doc["configs"]] == [(1, False), (2, False), (1, True), (2, True)]
+    for row in doc["configs"]:
+        assert row["ok"] and (row["accepted"], row["notified"], row["refused"]) == (20, 20, 0), row
+        assert_numbers(row, "accept_per_s", "end_to_end_per_s", "accept_s", "end_to_end_s")
+    assert_numbers(doc["ratios"], "plain", "enriched")
+    assert_targets(doc)
+    assert doc["targets"]["every message answered 250 notified, none refused"] is True
+    assert "targets:" in proc.stdout
+
+
 def test_enrich_smoke(tmp_path: Path) -> None:
     """bench.enrich on a 6-message mix at 0.02x with every default enricher (a private clamd for malware) and
     OCR of one generated page (tesseract, pdftoppm: deps/apt-test.txt)."""
