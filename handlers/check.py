@@ -44,32 +44,44 @@ def settings_problems(settings: Settings) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def reach_problems(settings: Settings, stores: list[str] | None = None) -> list[str]:
-    """One line per store or queue that does not answer: ``settings``' store (or ``stores``), its queue and the
-    rules' destination queues. Run after settings_problems found none (the URLs are known to be valid)."""
-    from mailpipe.core.errors import ConfigError, TransientError
-    from mailpipe.core.ports import Probe
+def reach_problems(settings: Settings) -> list[str]:
+    """One line per store or queue that does not answer: ``settings``' stores, its queue and the rules'
+    destination queues. Run after settings_problems found none (the URLs are known to be valid)."""
+    from mailpipe.core.errors import ConfigError
     from mailpipe.handlers.compose import load_rules
     from mailpipe.providers import open_publisher, open_store
 
+    queues = {settings.queue_url}
+    if settings.rules_file:
+        config = load_rules(str(settings.rules_file))
+        queues |= {url for c in config.customers.values() for url in c.destinations.values()}
     targets: list[tuple[str, str, Callable[..., object]]] = [
-        ("store", url, open_store) for url in (stores or sorted({settings.store_url, *settings.store_map().values()}))
+        *(("store", url, open_store) for url in sorted({settings.store_url, *settings.store_map().values()})),
+        *(("queue", url, open_publisher) for url in sorted(queues)),
     ]
-    if stores is None:
-        queues = {settings.queue_url}
-        if settings.rules_file:
-            config = load_rules(str(settings.rules_file))
-            queues |= {url for c in config.customers.values() for url in c.destinations.values()}
-        targets += [("queue", url, open_publisher) for url in sorted(queues)]
     out = []
     for kind, url, opener in targets:
         try:
-            backend = opener(url, settings)
-            if isinstance(backend, Probe):
-                backend.probe()
-        except (TransientError, ConfigError) as exc:
-            out.append(f"{kind} {url} cannot be reached: {exc}")
+            problem = unreachable(kind, url, opener(url, settings))
+        except ConfigError as exc:
+            problem = f"{kind} {url} cannot be reached: {exc}"
+        if problem:
+            out.append(problem)
     return out
+
+
+def unreachable(kind: str, url: str, backend: object) -> str | None:
+    """The line naming ``backend`` (a store or publisher already opened for ``url``) when its probe fails; None
+    when it answers or has nothing to reach. Probing the object a verb goes on to use opens nothing twice."""
+    from mailpipe.core.errors import ConfigError, TransientError
+    from mailpipe.core.ports import Probe
+
+    try:
+        if isinstance(backend, Probe):
+            backend.probe()
+    except (TransientError, ConfigError) as exc:
+        return f"{kind} {url} cannot be reached: {exc}"
+    return None
 
 
 def _collect(out: list[str], check: Callable[[], Any]) -> None:

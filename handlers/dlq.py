@@ -125,17 +125,18 @@ def _open(args: argparse.Namespace) -> tuple[Any, ObjectStore]:
     from mailpipe.core.errors import ConfigError
     from mailpipe.core.log import configure
     from mailpipe.core.settings import Settings
-    from mailpipe.handlers.check import reach_problems
+    from mailpipe.handlers.check import unreachable
     from mailpipe.providers import open_store
 
     settings = Settings.from_env(
         store_url=args.store, queue_url=getattr(args, "queue", None), rules_file=getattr(args, "rules", None),
         enrichers=tuple(n for n in (getattr(args, "enrich", None) or "").split(",") if n) or None,
     )  # fmt: skip
-    if problems := reach_problems(settings, [settings.store_url]):
-        raise ConfigError("\n".join(problems))
+    store = open_store(settings.store_url, settings)
+    if problem := unreachable("store", settings.store_url, store):
+        raise ConfigError(problem)
     configure("WARNING")  # the pipeline's own warnings as JSON lines on stderr; results go to stdout
-    return settings, open_store(settings.store_url, settings)
+    return settings, store
 
 
 def list_command(args: argparse.Namespace) -> int:

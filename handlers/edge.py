@@ -36,9 +36,10 @@ def run(settings: Settings) -> int:
         except ConfigError as exc:
             problems.append(str(exc))
     if not problems:
-        from mailpipe.handlers.check import reach_problems
+        from mailpipe.handlers.check import unreachable
 
-        problems = reach_problems(settings, sorted(routes.urls))  # every store answers, or is named
+        # every store answers, or is named; each probed is the one the edge then writes to (opened once)
+        problems = [p for url in sorted(routes.urls) if (p := unreachable("store", url, routes.store(url)))]
     if problems:
         raise ConfigError("\n".join(problems))  # one line each
     run_loop(serve_until_signal(settings, routes), settings)

@@ -166,12 +166,12 @@ _PIPELINE: Pipeline | None = None
 _EMIT = False
 
 
-def _init(settings: Settings, emit: bool, parent: int | None = None) -> None:
+def _init(settings: Settings, emit: bool, parent: int) -> None:
+    """A worker process: it dies with the replay (even by kill -9), never orphaned; builds its pipeline."""
     global _PIPELINE, _EMIT
-    if parent is not None:  # a worker process: it dies with the replay (even by kill -9), never orphaned
-        from mailpipe.providers.local.runner.process import die_with_parent
+    from mailpipe.providers.local.runner.process import die_with_parent
 
-        die_with_parent(parent)
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (Ctrl-C and SIGTERM go to the whole
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # group); a message in flight finishes
     from mailpipe.core.log import configure
@@ -187,16 +187,19 @@ def _work(key: str) -> Replayed:
     return _PIPELINE.replay_key(key, emit=_EMIT)
 
 
-def _results(todo: Iterable[str], settings: Settings, args: argparse.Namespace) -> Iterator[Replayed]:
+def _results(
+    todo: Iterable[str], settings: Settings, args: argparse.Namespace, pipe: Pipeline
+) -> Iterator[Replayed]:
     """``replay_key`` of each key: here (one worker) or in ``--workers`` processes, sent from this thread in
     chunks of ``CHUNK`` keys (one pickle and pipe write per chunk: the parent stays light), at most ``WINDOW``
     chunks per worker in flight, so the listing is read no faster than the workers go. A worker that dies
-    (killed, out of memory) raises BrokenProcessPool: what was finished stays finished (resumable)."""
+    (killed, out of memory) raises BrokenProcessPool: what was finished stays finished (resumable). One worker:
+    here, with ``pipe``, the pipeline the command built."""
     if args.workers <= 1:
-        _init(settings, args.emit)
-        signal.signal(signal.SIGINT, args.stop)  # _init ignores it, as in a worker process
-        signal.signal(signal.SIGTERM, args.stop)
-        yield from map(_work, todo)
+        from mailpipe.core.log import configure
+
+        configure(settings.log_level)
+        yield from (pipe.replay_key(key, emit=args.emit) for key in todo)
         return
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -235,18 +238,19 @@ def command(args: argparse.Namespace) -> int:
     settings = Settings.from_env(store_url=args.store, enrichers=names, enrich_config_file=args.enrich_config,
                                  rules_file=args.rules, queue_url=args.queue, log_level=args.log_level)  # fmt: skip
     from mailpipe.core.errors import ConfigError
-    from mailpipe.handlers.check import reach_problems
+    from mailpipe.handlers.check import unreachable
 
     store = open_store(settings.store_url, settings)
-    if problems := reach_problems(settings, [settings.store_url]):  # the store answers, or exit 2 naming it
-        raise ConfigError("\n".join(problems))
+    if problem := unreachable("store", settings.store_url, store):  # the store answers, or exit 2 naming it
+        raise ConfigError(problem)
     if args.ids and args.ids != "-":
         next(_read_ids(args.ids), None)  # an unreadable --ids file: exit 2 now
     if args.prune:
         return prune(store, args)
     from mailpipe.handlers.compose import pipeline
 
-    version = pipeline(settings, store, publish=args.emit).processed_by["version"]  # ConfigError before any work
+    pipe = pipeline(settings, store, publish=args.emit)  # ConfigError before any work
+    version = pipe.processed_by["version"]
     tty = sys.stderr.isatty()
     counted = tty and not (args.since or args.until) and args.ids != "-"  # (stdin can be read once)
     total = sum(1 for _ in keys(store, args.prefix, args.ids)) if counted else None
@@ -260,7 +264,7 @@ def command(args: argparse.Namespace) -> int:
         if args.dry_run:
             _dry_run(store, todo, version, progress)
         else:
-            for result in _results(todo, settings, args):
+            for result in _results(todo, settings, args, pipe):
                 progress.add(result.status)
                 if result.status == "failed":
                     print(f"mailpipe replay: {result.key}: failed ({result.reason}): {result.error}", file=sys.stderr)

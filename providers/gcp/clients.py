@@ -122,6 +122,18 @@ class GcsStore:
                 yield blob.name[len(self.prefix) :]
 
 
+def pubsub_name(url: str, kind: str, usage: str) -> tuple[str, str]:
+    """(project, name) of ``pubsub://PROJECT/NAME`` or ``pubsub://projects/PROJECT/<kind>/NAME`` (``kind``:
+    ``topics`` or ``subscriptions``). Raises ConfigError("``usage``, got URL")."""
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    if parts.netloc == "projects" and len(path) == 3 and path[1] == kind:
+        return path[0], path[2]
+    if parts.scheme != "pubsub" or not parts.netloc or len(path) != 1:
+        raise ConfigError(f"{usage}, got {url!r}")
+    return parts.netloc, path[0]
+
+
 class PubSubPublisher:
     """``pubsub://PROJECT/TOPIC`` (or ``pubsub://projects/P/topics/T``); ``key`` is the attribute ``key``."""
 
@@ -130,13 +142,7 @@ class PubSubPublisher:
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> PubSubPublisher:
-        parts = urlsplit(url)
-        path = [p for p in parts.path.split("/") if p]
-        if parts.netloc == "projects" and len(path) == 3 and path[1] == "topics":
-            return cls(path[0], path[2])
-        if parts.scheme != "pubsub" or not parts.netloc or len(path) != 1:
-            raise ConfigError(f"Pub/Sub URL must be pubsub://PROJECT/TOPIC, got {url!r}")
-        return cls(parts.netloc, path[0])
+        return cls(*pubsub_name(url, "topics", "Pub/Sub URL must be pubsub://PROJECT/TOPIC"))
 
     def _publisher(self) -> Any:
         if self._client is None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import base64
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from mailpipe.core.errors import BackendUnavailable, ConfigError, translated
+from mailpipe.core.errors import BackendUnavailable, translated
 from mailpipe.core.ports import DeadLetter
+from mailpipe.providers.gcp.clients import pubsub_name
 from mailpipe.providers.gcp.events import bind_store
 from mailpipe.providers.gcp.sdk import translate
 
@@ -25,13 +25,7 @@ class PubSubDeadLetters:
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> PubSubDeadLetters:
-        parts = urlsplit(url)
-        path = [p for p in parts.path.split("/") if p]
-        if parts.netloc == "projects" and len(path) == 3 and path[1] == "subscriptions":
-            return cls(path[0], path[2])
-        if parts.scheme != "pubsub" or not parts.netloc or len(path) != 1:
-            raise ConfigError(f"a dead-letter subscription is pubsub://PROJECT/SUBSCRIPTION, got {url!r}")
-        return cls(parts.netloc, path[0])
+        return cls(*pubsub_name(url, "subscriptions", "a dead-letter subscription is pubsub://PROJECT/SUBSCRIPTION"))
 
     def _subscriber(self) -> Any:
         if self._client is None:
